@@ -10,6 +10,8 @@ import os
 import pytest
 import redis
 
+pytest_plugins = ["tests.redis_topologies"]
+
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Before Django reads its settings: the app under test uses the test database.
 os.environ["REDIS_URL"] = TEST_REDIS_URL
