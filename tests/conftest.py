@@ -1,21 +1,37 @@
 """Shared test fixtures.
 
 Tests talk to a real Redis. ``TEST_REDIS_URL`` picks it (the test command sets it to a private
-server or to database 15 of the local one); the app under test is pointed at the same URL, so a
-developer's own ``REDIS_URL`` data is never touched. Fixtures flush only that test database.
+server or to database 15 of the local one); tests/settings.py points the app under test at the
+same URL, so a developer's own ``REDIS_URL`` data is never touched. Fixtures empty only that
+test database, and keep Celery's broker bindings (``_kombu.*``) so a worker started for the
+session stays reachable.
 """
 
+from __future__ import annotations
+
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import redis
 
 pytest_plugins = ["tests.redis_topologies"]
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-# Before Django reads its settings: the app under test uses the test database.
-os.environ["REDIS_URL"] = TEST_REDIS_URL
-os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_CELERY_BROKER_URL", TEST_REDIS_URL)
+ROOT = Path(__file__).resolve().parent.parent
+# tests/settings.py (loaded first by pytest-django) has set the environment from this.
+TEST_REDIS_URL = os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+KEEP_PREFIXES = (b"_kombu.",)
+
+
+def empty_test_redis(client: redis.Redis) -> None:
+    """Delete every key of the test database except Celery's broker bindings."""
+    doomed = [k for k in client.scan_iter(count=1000) if not k.startswith(KEEP_PREFIXES)]
+    for start in range(0, len(doomed), 500):
+        client.delete(*doomed[start : start + 500])
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +43,73 @@ def redis_url() -> str:
 def redis_client(redis_url):
     """A client on the test database, empty at the start and emptied at the end of the test."""
     client = redis.Redis.from_url(redis_url)
-    client.flushdb()
+    empty_test_redis(client)
     yield client
-    client.flushdb()
+    empty_test_redis(client)
     client.close()
+
+
+def database_url_for_subprocesses() -> str:
+    """A DATABASE_URL naming the database the tests use, for workers and servers we start."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or ""
+    auth = f"{user}:{s['PASSWORD']}@" if s.get("PASSWORD") else (f"{user}@" if user else "")
+    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for app processes started by tests: same Redis, same test database."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url_for_subprocesses(),
+        REDIS_URL=TEST_REDIS_URL,
+        CELERY_BROKER_URL=os.environ["CELERY_BROKER_URL"],
+        CELERY_RESULT_BACKEND=TEST_REDIS_URL,
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker process on the test broker and test database, for the session."""
+    from shop.celery import app
+
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    with django_db_blocker.unblock():
+        env = subprocess_env()
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "shop",
+        "worker",
+        "--pool=threads",
+        "--concurrency=4",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "info",
+        "-n",
+        f"test-{os.getpid()}@%h",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not app.control.ping(timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"celery worker did not start:\n{log.read_text()[-3000:]}")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,55 @@
+"""Health probes for /healthz: each answers (ok, detail) and never raises."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from shop.celery import app as celery_app
+from shop.redis_client import get_redis
+
+
+def check_database() -> tuple[bool, str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return True, connection.vendor
+    except Exception as exc:  # any driver error means "down"; the detail says which
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def check_redis() -> tuple[bool, str]:
+    try:
+        get_redis().ping()
+        return True, "PONG"
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def check_celery(timeout: float = 1.0) -> tuple[bool, str]:
+    """Broadcast a ping and return as soon as one worker answers (limit=1)."""
+    try:
+        replies = celery_app.control.ping(timeout=timeout, limit=1)
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if not replies:
+        return False, "no worker answered"
+    return True, ", ".join(sorted(name for reply in replies for name in reply))
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "celery": check_celery}
+
+
+def health_report() -> tuple[bool, dict]:
+    """Run every probe; the report names each component as up or down."""
+    components = {}
+    for name, probe in CHECKS.items():
+        ok, detail = probe()
+        components[name] = {"status": "up" if ok else "down", "detail": detail}
+    down = [name for name, comp in components.items() if comp["status"] == "down"]
+    healthy = not down
+    return healthy, {
+        "status": "ok" if healthy else "degraded",
+        "down": down,
+        "components": components,
+    }

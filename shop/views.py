@@ -1,0 +1,23 @@
+"""Catalog pages and the health endpoint."""
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from seckill.models import Sale
+from shop.health import health_report
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    sales = Sale.objects.select_related("product").order_by("starts_at")
+    return render(request, "shop/home.html", {"sales": sales})
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database, Redis and a Celery worker all answer; 503 naming what is down."""
+    healthy, report = health_report()
+    return JsonResponse(report, status=200 if healthy else 503)
