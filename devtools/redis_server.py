@@ -164,11 +164,46 @@ def main(argv: list[str] | None = None) -> int:
     ping = sub.add_parser("ping", help="exit 0 when host:port answers PING")
     ping.add_argument("--host", default="127.0.0.1")
     ping.add_argument("--port", type=int, default=6379)
+    start = sub.add_parser(
+        "start", help="run a private server in the foreground until SIGTERM/SIGINT"
+    )
+    start.add_argument("--port", type=int, default=0, help="0 (default): a free port")
+    start.add_argument("--logfile", help="redis-server's log (default: in its temporary dir)")
     args = parser.parse_args(argv)
     if args.cmd == "which":
         print(find_redis_server())
         return 0
+    if args.cmd == "start":
+        return _serve_foreground(args.port or free_port(), args.logfile)
     return 0 if port_answers(args.host, args.port) else 1
+
+
+def _serve_foreground(port: int, logfile: str | None) -> int:
+    """Start a private server, print its URL, and stop it when this process is told to stop.
+
+    The run and test commands start this in their own process group and stop it with SIGTERM;
+    the server's data directory is temporary and removed on the way out.
+    """
+    extra = ["--logfile", str(Path(logfile).resolve())] if logfile else []
+    server = RedisServer(port=port, extra_args=extra)
+
+    def _stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        server.start()
+        print(server.url, flush=True)
+        while server.process.poll() is None:
+            time.sleep(0.5)
+        print(f"redis-server on port {port} exited ({server.process.returncode})",
+              file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+        if server.workdir is not None:
+            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
