@@ -5,8 +5,11 @@
 * :class:`PublicIdCodec` -- a keyed, reversible, non-enumerable public form of any id.
 """
 
+from .date_incr import DateIncrGenerator
 from .errors import ClockRollbackError, WorkerLeaseError
+from .floor import FileFloorStore, FloorStore, MemoryFloorStore
 from .layout import DEFAULT_EPOCH_MS, DEFAULT_LAYOUT, ParsedId, SnowflakeLayout
+from .public import PublicIdCodec
 from .snowflake import Snowflake
 from .worker_lease import WorkerIdLease
 
@@ -14,7 +17,12 @@ __all__ = [
     "DEFAULT_EPOCH_MS",
     "DEFAULT_LAYOUT",
     "ClockRollbackError",
+    "DateIncrGenerator",
+    "FileFloorStore",
+    "FloorStore",
+    "MemoryFloorStore",
     "ParsedId",
+    "PublicIdCodec",
     "Snowflake",
     "SnowflakeLayout",
     "WorkerIdLease",
