@@ -99,8 +99,29 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Redis transport: an unacknowledged task is redelivered after visibility_timeout, and that
+# includes ETA tasks waiting in a worker. It must outlast the longest ETA (the payment window).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": max(3600, 2 * env_int("SECKILL_PAYMENT_WINDOW", 15 * 60))
+}
 CELERY_RESULT_EXPIRES = 3600
+
+# The flash-sale engine (seckill/). Seconds unless named otherwise.
+SECKILL_LOCK_TTL = float(os.environ.get("SECKILL_LOCK_TTL", "5.0"))  # item lock lease
+SECKILL_LOCK_WAIT = float(os.environ.get("SECKILL_LOCK_WAIT", "0.2"))  # then 429 busy
+SECKILL_NAIVE_LOCK_TTL = float(os.environ.get("SECKILL_NAIVE_LOCK_TTL", "1.0"))
+SECKILL_PAYMENT_WINDOW = env_int("SECKILL_PAYMENT_WINDOW", 15 * 60)  # unpaid orders expire
+SECKILL_EXPIRY_SWEEP_INTERVAL = float(os.environ.get("SECKILL_EXPIRY_SWEEP_INTERVAL", "30"))
+SECKILL_RECONCILE_INTERVAL = float(os.environ.get("SECKILL_RECONCILE_INTERVAL", "30"))
+SECKILL_WORKER_ID = os.environ.get("SECKILL_WORKER_ID") or None  # else leased from Redis
+# Fault injection for tests and the teaching demo: a pause inside the critical section, between
+# reading the stock and writing it. 0 in production.
+SECKILL_CRITICAL_SECTION_DELAY = float(os.environ.get("SECKILL_CRITICAL_SECTION_DELAY", "0"))
+
+CELERY_BEAT_SCHEDULE = {
+    "seckill-sweep": {"task": "seckill.sweep", "schedule": SECKILL_EXPIRY_SWEEP_INTERVAL},
+    "seckill-reconcile": {"task": "seckill.reconcile", "schedule": SECKILL_RECONCILE_INTERVAL},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

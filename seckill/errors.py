@@ -1,0 +1,58 @@
+"""Domain errors of order placement, each with the stable API code and HTTP status it maps to.
+
+Services raise these; the API's exception handler and the browser views turn them into
+``{"error": {"code", "message"}}`` bodies or page messages. Nothing else decides a status code.
+"""
+
+from __future__ import annotations
+
+
+class SeckillError(Exception):
+    code = "error"
+    status = 400
+    default_message = "request failed"
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+
+
+class InvalidRequest(SeckillError):
+    code, status, default_message = "invalid", 400, "invalid request"
+
+
+class NotFound(SeckillError):
+    code, status, default_message = "not_found", 404, "not found"
+
+
+class SoldOut(SeckillError):
+    code, status, default_message = "sold_out", 409, "this sale is sold out"
+
+
+class LimitReached(SeckillError):
+    code, status, default_message = "limit_reached", 409, "per-buyer limit reached for this sale"
+
+
+class NotLive(SeckillError):
+    code, status, default_message = "not_live", 409, "this sale is not live"
+
+
+class InvalidState(SeckillError):
+    code, status, default_message = "invalid_state", 409, "the order cannot change to that state"
+
+
+class Busy(SeckillError):
+    """The item lock was not free within the bounded wait: the buyer should retry shortly."""
+
+    code, status, default_message = "busy", 429, "too many buyers right now; retry shortly"
+
+
+class StaleFence(Busy):
+    """lock_fenced: our lease ran out and a newer holder wrote; our write was refused."""
+
+    default_message = "the lock lease expired before the order was written; retry"
+
+
+class Unavailable(SeckillError):
+    code, status, default_message = "unavailable", 503, "a backing service is unavailable"

@@ -1,0 +1,43 @@
+"""The process's order-id generator: a snowflake whose worker id is leased from Redis.
+
+Created lazily and re-created after a fork (gunicorn and Celery prefork workers), so two
+processes never share a worker id and never hand out the same order id.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from django.conf import settings
+
+from idgen import ParsedId, Snowflake
+from shop.redis_client import get_redis
+
+_lock = threading.Lock()
+_generator: Snowflake | None = None
+_owner_pid: int | None = None
+
+
+def generator() -> Snowflake:
+    global _generator, _owner_pid
+    pid = os.getpid()
+    if _generator is None or _owner_pid != pid:
+        with _lock:
+            if _generator is None or _owner_pid != pid:
+                worker_id = getattr(settings, "SECKILL_WORKER_ID", None)
+                if worker_id is not None:
+                    _generator = Snowflake(worker_id=int(worker_id))
+                else:
+                    _generator = Snowflake(redis=get_redis())
+                _owner_pid = pid
+    return _generator
+
+
+def next_order_id() -> int:
+    return generator().next_id()
+
+
+def parse_order_id(order_id: int) -> ParsedId:
+    """Time, worker and sequence of an order id (for the teaching panel)."""
+    return generator().parse(order_id)

@@ -1,0 +1,74 @@
+"""Redis key names of a sale.
+
+Every key of one sale carries the hash tag ``{sale:<id>}`` so the sale's Lua scripts touch a
+single Redis Cluster slot and run unchanged on a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SaleKeys:
+    sale_id: int
+
+    @property
+    def prefix(self) -> str:
+        return f"seckill:{{sale:{self.sale_id}}}"
+
+    @property
+    def stock(self) -> str:
+        """Units left, mirrored from the database (an integer string)."""
+        return f"{self.prefix}:stock"
+
+    @property
+    def lock(self) -> str:
+        """The per-item lock; the lock library derives ``…:lock:fence`` and friends from it."""
+        return f"{self.prefix}:lock"
+
+    @property
+    def naive_lock(self) -> str:
+        """The tutorial lock's key, apart from the safe one so the two never interfere."""
+        return f"{self.prefix}:naive_lock"
+
+    @property
+    def fence(self) -> str:
+        """The lock library's fencing counter for :attr:`lock`."""
+        return f"{self.lock}:fence"
+
+    @property
+    def buyers(self) -> str:
+        """Hash: buyer id -> units in live orders (pending or paid)."""
+        return f"{self.prefix}:buyers"
+
+    @property
+    def soldout(self) -> str:
+        """Present once stock reaches zero: requests stop here without taking the lock."""
+        return f"{self.prefix}:soldout"
+
+    @property
+    def idempotency(self) -> str:
+        """Hash: ``<buyer>:<Idempotency-Key>`` -> order id (strategy redis_atomic)."""
+        return f"{self.prefix}:idem"
+
+    @property
+    def queued(self) -> str:
+        """Hash: order id -> JSON of an accepted order not yet in the database (redis_atomic)."""
+        return f"{self.prefix}:queued"
+
+    def all(self) -> list[str]:
+        """Every key a sale creates (for TTLs and for deleting a sale's state)."""
+        return [
+            self.stock, self.lock, self.naive_lock, self.fence, self.buyers, self.soldout,
+            self.idempotency, self.queued,
+        ]
+
+
+def sale_keys(sale_id: int) -> SaleKeys:
+    return SaleKeys(int(sale_id))
+
+
+def queued_order_index_key(order_id: int) -> str:
+    """Order id -> sale id for orders accepted by redis_atomic, so GET /orders/<id> finds them."""
+    return f"seckill:queued-order:{order_id}"

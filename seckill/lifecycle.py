@@ -1,0 +1,160 @@
+"""After placement: pay, cancel, expire, and restocking a sale.
+
+Units that come back (cancel, expiry) are returned under the same per-item serialization the
+sale's placements use — the item lock, the row lock, or Redis' single thread for redis_atomic —
+because the lock strategies write the stock as an absolute value and would otherwise overwrite
+a concurrent return. A conditional status update (``WHERE status = 'pending_payment'``) makes
+each ending happen at most once, so a late expiry, a double cancel or a redelivered task can
+never return the same units twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from seckill import queue, stock
+from seckill.errors import Busy, InvalidState, NotFound, StaleFence
+from seckill.locking import item_lock
+from seckill.models import Order, OrderStatus, Sale, Strategy
+
+log = logging.getLogger(__name__)
+
+LOCK_SERIALIZED = {Strategy.UNSAFE, Strategy.NAIVE_LOCK, Strategy.LOCK, Strategy.LOCK_FENCED}
+RETURN_LOCK_WAIT = 5.0  # returns are not on the buyer's hot path: wait longer than placements
+
+
+@contextmanager
+def _item_serialized(sale: Sale):
+    """Hold the sale's item lock if its strategy serializes through one; yields the fence."""
+    if sale.strategy not in LOCK_SERIALIZED:
+        yield None
+        return
+    lock = item_lock(sale.pk)
+    if not lock.acquire(blocking=True, timeout=RETURN_LOCK_WAIT):
+        raise Busy("the sale is busy; try again", retry_after=1)
+    try:
+        yield lock.fence
+    finally:
+        lock.release()
+
+
+def owned_order(order_id: int, buyer) -> Order:
+    """The buyer's order (database or still queued); someone else's is 404, not 403."""
+    order = queue.find_order(order_id)
+    if order.buyer_id != buyer.pk:
+        raise NotFound(f"no order {order_id}")
+    return order
+
+
+def _end(order: Order, new_status: str, *, only_if_due: bool = False) -> bool:
+    """Move a pending order to cancelled/expired and return its units; False if it was not
+    pending (or, with ``only_if_due``, not yet due)."""
+    sale = Sale.objects.get(pk=order.sale_id)
+    with _item_serialized(sale) as fence, transaction.atomic():
+        if sale.strategy == Strategy.DB_ROW_LOCK:
+            Sale.objects.select_for_update().get(pk=sale.pk)
+        pending = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING_PAYMENT)
+        if only_if_due:
+            pending = pending.filter(pay_by__lte=timezone.now())
+        if not pending.update(status=new_status, updated_at=timezone.now()):
+            return False
+        rows = Sale.objects.filter(pk=sale.pk)
+        changes = {"stock_left": F("stock_left") + order.quantity}
+        if sale.strategy == Strategy.LOCK_FENCED:
+            # Record our fence so a stalled older holder cannot overwrite this return.
+            rows, changes["last_fence"] = rows.filter(last_fence__lt=fence), fence
+        if not rows.update(**changes):
+            raise StaleFence()
+    stock.return_units(sale, order.buyer_id, order.quantity)
+    return True
+
+
+def pay_order(order_id: int, buyer) -> Order:
+    """Simulated payment. Paying twice is fine; paying after the window closed is refused."""
+    order = owned_order(order_id, buyer)
+    if getattr(order, "queued", False):
+        raise InvalidState("the order is still being recorded; try again in a moment")
+    now = timezone.now()
+    if order.status == OrderStatus.PENDING_PAYMENT and order.pay_by <= now:
+        expire_order(order.pk)
+        raise InvalidState("the payment window has closed; the order expired")
+    paid = Order.objects.filter(
+        pk=order.pk, status=OrderStatus.PENDING_PAYMENT, pay_by__gt=now
+    ).update(status=OrderStatus.PAID, paid_at=now, updated_at=now)
+    order.refresh_from_db()
+    if not paid and order.status != OrderStatus.PAID:
+        raise InvalidState(f"a {order.status} order cannot be paid")
+    return order
+
+
+def cancel_order(order_id: int, buyer) -> Order:
+    """Cancel an unpaid order and return its units to the sale."""
+    order = owned_order(order_id, buyer)
+    if getattr(order, "queued", False):
+        raise InvalidState("the order is still being recorded; try again in a moment")
+    if not _end(order, OrderStatus.CANCELLED) and order.status != OrderStatus.CANCELLED:
+        order.refresh_from_db()
+        if order.status != OrderStatus.CANCELLED:
+            raise InvalidState(f"a {order.status} order cannot be cancelled")
+    order.refresh_from_db()
+    return order
+
+
+def expire_order(order_id: int) -> bool:
+    """Expire an unpaid order whose window closed; True if this call expired it."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return False
+    return _end(order, OrderStatus.EXPIRED, only_if_due=True)
+
+
+def expire_due_orders(limit: int = 500) -> int:
+    """The periodic sweep's half for orders: expire what is overdue (a countdown task can be
+    lost with its worker or broker)."""
+    due = Order.objects.filter(
+        status=OrderStatus.PENDING_PAYMENT, pay_by__lte=timezone.now()
+    ).values_list("pk", flat=True)[:limit]
+    return sum(1 for order_id in list(due) if expire_order(order_id))
+
+
+def persist_stale_queued(older_than_seconds: float = 30.0) -> int:
+    """The sweep's half for redis_atomic: persist accepted orders whose task never ran."""
+    persisted = 0
+    cutoff = timezone.now().timestamp() - older_than_seconds
+    for sale_id in Sale.objects.filter(strategy=Strategy.REDIS_ATOMIC).values_list("pk", flat=True):
+        for order_id, record in stock.queued_records(sale_id).items():
+            if _snowflake_seconds(order_id) <= cutoff:
+                queue.persist(record)
+                persisted += 1
+    return persisted
+
+
+def _snowflake_seconds(order_id: int) -> float:
+    from seckill.ids import parse_order_id
+
+    return parse_order_id(order_id).timestamp_ms / 1000
+
+
+def reset_sale(sale_id: int, stock_total: int | None = None) -> Sale:
+    """Restock a sale for another run: its orders are deleted and its stock refilled.
+
+    For demos and load tests. The fencing counter is kept: fences must never go backwards.
+    redis_atomic tasks still in flight are not recalled: let the queue drain before a reset.
+    """
+    sale = Sale.objects.filter(pk=sale_id).first()
+    if sale is None:
+        raise NotFound(f"no sale {sale_id}")
+    with _item_serialized(sale), transaction.atomic():
+        Order.objects.filter(sale_id=sale.pk).delete()
+        if stock_total is not None:
+            sale.stock_total = stock_total
+        sale.stock_left = sale.stock_total
+        sale.save(update_fields=["stock_total", "stock_left"])
+        stock.drop_mirror(sale.pk)
+    stock.load_mirror(sale)
+    return sale

@@ -1,0 +1,23 @@
+"""The per-item locks of a sale, built from settings."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from seckill.keys import sale_keys
+from seckill.lock import Lock, NaiveLock
+from shop.redis_client import get_redis
+
+
+def item_lock(sale_id: int, *, watchdog: bool = True) -> Lock:
+    """The safe lock: token-owned, fenced, renewed by a watchdog while the holder lives."""
+    return Lock(
+        get_redis(), sale_keys(sale_id).lock, ttl=settings.SECKILL_LOCK_TTL, watchdog=watchdog
+    )
+
+
+def naive_item_lock(sale_id: int) -> NaiveLock:
+    """The tutorial lock (SETNX, EXPIRE, DEL) that strategy naive_lock uses to show its failure."""
+    return NaiveLock(
+        get_redis(), sale_keys(sale_id).naive_lock, ttl=settings.SECKILL_NAIVE_LOCK_TTL
+    )

@@ -1,0 +1,108 @@
+"""Order placement: the one entry point the API and the browser pages call.
+
+It validates the request, answers a replayed Idempotency-Key with the first order, and hands
+the rest to the sale's strategy (``seckill.strategies``). Failures of Redis or the database
+come out as :class:`~seckill.errors.Unavailable` (503), never as a traceback or a hung request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from django.db import DatabaseError, IntegrityError
+from django.utils import timezone
+
+from seckill.errors import Busy, InvalidRequest, LimitReached, NotFound, NotLive, Unavailable
+from seckill.lock import LockUnavailableError
+from seckill.models import Sale, SaleStatus
+from seckill.strategies import STRATEGIES, Placement, find_replay
+from seckill.tasks import schedule_expiry
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+MAX_QUANTITY = 1000
+
+
+@contextmanager
+def backing_services() -> Iterator[None]:
+    """Translate Redis and database outages into the API's 503 ``unavailable``."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+            LockUnavailableError) as exc:
+        raise Unavailable("Redis is unavailable; nothing was sold, retry later") from exc
+    except IntegrityError:
+        raise
+    except DatabaseError as exc:
+        if "locked" in str(exc):  # SQLite's writer lock stayed taken for the whole timeout
+            raise Busy("the database is busy; retry shortly", retry_after=1) from exc
+        raise Unavailable("the database is unavailable; nothing was sold, retry later") from exc
+
+
+def clean_quantity(quantity: object) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidRequest("quantity must be a whole number")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidRequest(f"quantity must be between 1 and {MAX_QUANTITY}")
+    return quantity
+
+
+def clean_idempotency_key(key: str | None) -> str:
+    if not key:
+        return ""
+    if not IDEMPOTENCY_KEY.match(key):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-64 characters of letters, digits and . _ : -"
+        )
+    return key
+
+
+def get_sale(sale_id: int) -> Sale:
+    sale = Sale.objects.select_related("product").filter(pk=sale_id).first()
+    if sale is None:
+        raise NotFound(f"no sale {sale_id}")
+    return sale
+
+
+def _replay(sale: Sale, buyer_id: int, key: str) -> Placement | None:
+    earlier = find_replay(sale, buyer_id, key)
+    if earlier is None:
+        return None
+    if earlier.sale_id != sale.pk:
+        raise InvalidRequest("this Idempotency-Key was already used for another sale")
+    return Placement(earlier, created=False)
+
+
+def place_order(
+    sale_id: int, buyer, quantity: object, idempotency_key: str | None = None
+) -> Placement:
+    """Place an order for ``buyer`` under the sale's strategy.
+
+    Raises a :class:`~seckill.errors.SeckillError` subclass for every refusal.
+    """
+    quantity = clean_quantity(quantity)
+    key = clean_idempotency_key(idempotency_key)
+    with backing_services():
+        sale = get_sale(sale_id)
+        status = sale.status_at(timezone.now())
+        if status in (SaleStatus.UPCOMING, SaleStatus.ENDED):
+            raise NotLive(f"this sale is {status}")
+        replay = _replay(sale, buyer.pk, key)
+        if replay is not None:
+            return replay
+        if quantity > sale.per_user_limit:
+            raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
+        try:
+            placement = STRATEGIES[sale.strategy](sale, buyer, quantity, key)
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced past the check (strategy unsafe):
+            # the unique constraint let one through; the other gets the first order.
+            replay = _replay(sale, buyer.pk, key)
+            if replay is None:
+                raise
+            return replay
+    if placement.created and not placement.queued:
+        schedule_expiry(placement.order)
+    return placement

@@ -1,0 +1,272 @@
+"""The stock service: a sale's stock mirrored in Redis for the hot path; the database is the record.
+
+Why a mirror: the sold-out flag lets a crowd of late buyers be turned away with one Redis round
+trip, without taking the item lock or touching the database; and strategy ``redis_atomic``
+sells from Redis directly, in one Lua script. The mirror is (re)built from the database whenever
+its keys are missing (a new sale, an expired TTL, a restarted Redis) before anything is sold
+from it, and repaired by the reconciler if it drifts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from django.db.models import Sum
+
+from seckill.keys import SaleKeys, sale_keys
+from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
+from shop.redis_client import get_redis
+
+# Keys outlive the sale by this much, so late payments and the audit still find them.
+KEY_GRACE = timedelta(days=1)
+
+# Load the mirror only if it is missing (NX semantics for the whole set of keys).
+LOAD_IF_MISSING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local stock = tonumber(ARGV[1])
+local expire_at = ARGV[2]
+redis.call('SET', KEYS[1], stock)
+redis.call('EXPIREAT', KEYS[1], expire_at)
+redis.call('DEL', KEYS[2], KEYS[3])
+if stock <= 0 then
+  redis.call('SET', KEYS[2], 1)
+  redis.call('EXPIREAT', KEYS[2], expire_at)
+end
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+if #ARGV >= 4 then redis.call('EXPIREAT', KEYS[3], expire_at) end
+local fence_floor = tonumber(ARGV[3])
+if tonumber(redis.call('GET', KEYS[4]) or '0') < fence_floor then
+  redis.call('SET', KEYS[4], fence_floor)
+end
+redis.call('EXPIREAT', KEYS[4], expire_at)
+return 1
+"""
+
+# 1 = sold out, 0 = stock left, -1 = mirror missing (load it first).
+CHECK_SOLD_OUT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+local stock = redis.call('GET', KEYS[1])
+if not stock then return -1 end
+if tonumber(stock) <= 0 then return 1 end
+return 0
+"""
+
+# After a committed database write under the item lock: mirror the new figures.
+MIRROR_SALE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local stock = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], stock, 'KEEPTTL')
+local bought = redis.call('HINCRBY', KEYS[3], ARGV[2], ARGV[3])
+if bought <= 0 then redis.call('HDEL', KEYS[3], ARGV[2]) end
+if stock <= 0 then
+  redis.call('SET', KEYS[2], 1)
+  redis.call('EXPIREAT', KEYS[2], ARGV[4])
+else
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+# redis_atomic: check idempotency, stock and the per-buyer limit, then deduct, in one step.
+# Returns {status, order_id}: 1 accepted, 2 replay of an earlier key, 0 sold out,
+# -1 mirror missing, -2 limit reached.
+RESERVE = """
+local stock_key, buyers, soldout, idem, queued = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local buyer, qty, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local idem_field, order_id, record, expire_at = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if idem_field ~= '' then
+  local earlier = redis.call('HGET', idem, idem_field)
+  if earlier then return {2, earlier} end
+end
+if redis.call('EXISTS', soldout) == 1 then return {0, ''} end
+local stock = redis.call('GET', stock_key)
+if not stock then return {-1, ''} end
+stock = tonumber(stock)
+if stock < qty then
+  if stock <= 0 then
+    redis.call('SET', soldout, 1)
+    redis.call('EXPIREAT', soldout, expire_at)
+  end
+  return {0, ''}
+end
+local bought = tonumber(redis.call('HGET', buyers, buyer) or '0')
+if bought + qty > limit then return {-2, ''} end
+local left = redis.call('DECRBY', stock_key, qty)
+redis.call('HINCRBY', buyers, buyer, qty)
+redis.call('EXPIREAT', buyers, expire_at)
+if left <= 0 then
+  redis.call('SET', soldout, 1)
+  redis.call('EXPIREAT', soldout, expire_at)
+end
+redis.call('HSET', queued, order_id, record)
+redis.call('EXPIREAT', queued, expire_at)
+if idem_field ~= '' then
+  redis.call('HSET', idem, idem_field, order_id)
+  redis.call('EXPIREAT', idem, expire_at)
+end
+return {1, order_id}
+"""
+
+# Units come back (cancel, expiry): only if the mirror exists; otherwise the next load
+# reads the database, which already has them.
+RETURN_UNITS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('INCRBY', KEYS[1], ARGV[2])
+local bought = redis.call('HINCRBY', KEYS[3], ARGV[1], -tonumber(ARGV[2]))
+if bought <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+
+class _Scripts:
+    """Lua scripts registered once per process (EVALSHA, with redis-py's NOSCRIPT fallback)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.load_if_missing = client.register_script(LOAD_IF_MISSING)
+        self.check_sold_out = client.register_script(CHECK_SOLD_OUT)
+        self.mirror_sale = client.register_script(MIRROR_SALE)
+        self.reserve = client.register_script(RESERVE)
+        self.return_units = client.register_script(RETURN_UNITS)
+
+
+_scripts: dict[int, _Scripts] = {}
+
+
+def scripts(client: redis.Redis | None = None) -> _Scripts:
+    client = client or get_redis()
+    found = _scripts.get(id(client))
+    if found is None:
+        found = _scripts[id(client)] = _Scripts(client)
+    return found
+
+
+def expire_at(sale: Sale) -> int:
+    return int((sale.ends_at + KEY_GRACE).timestamp())
+
+
+def units_by_buyer(sale_id: int) -> dict[int, int]:
+    """Units in live orders per buyer, from the database."""
+    rows = (
+        Order.objects.filter(sale_id=sale_id, status__in=LIVE_ORDER_STATUSES)
+        .values("buyer_id")
+        .annotate(units=Sum("quantity"))
+    )
+    return {row["buyer_id"]: row["units"] for row in rows}
+
+
+def load_mirror(sale: Sale, client: redis.Redis | None = None) -> bool:
+    """Build the Redis mirror from the database if it is missing; True when this call built it."""
+    keys = sale_keys(sale.pk)
+    fresh = Sale.objects.only("stock_left", "last_fence", "ends_at").get(pk=sale.pk)
+    args: list = [fresh.stock_left, expire_at(fresh), fresh.last_fence]
+    for buyer_id, units in units_by_buyer(sale.pk).items():
+        args += [buyer_id, units]
+    built = scripts(client).load_if_missing(
+        keys=[keys.stock, keys.soldout, keys.buyers, keys.fence], args=args, client=client
+    )
+    return bool(built)
+
+
+def is_sold_out(sale: Sale, client: redis.Redis | None = None) -> bool:
+    """The hot-path short-circuit: one round trip, loading the mirror first if it is missing."""
+    keys = sale_keys(sale.pk)
+    check = scripts(client).check_sold_out
+    answer = check(keys=[keys.stock, keys.soldout], client=client)
+    if answer == -1:
+        load_mirror(sale, client)
+        answer = check(keys=[keys.stock, keys.soldout], client=client)
+    return answer == 1
+
+
+def mark_sold_out(sale: Sale, client: redis.Redis | None = None) -> None:
+    client = client or get_redis()
+    client.set(sale_keys(sale.pk).soldout, 1, exat=expire_at(sale))
+
+
+def mirror_after_write(
+    sale: Sale, stock_left: int, buyer_id: int, units: int, client: redis.Redis | None = None
+) -> None:
+    """Copy a committed database change (stock now ``stock_left``; buyer +units) to Redis."""
+    keys = sale_keys(sale.pk)
+    scripts(client).mirror_sale(
+        keys=[keys.stock, keys.soldout, keys.buyers],
+        args=[stock_left, buyer_id, units, expire_at(sale)],
+        client=client,
+    )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    status: int
+    order_id: int | None
+
+
+RESERVED, REPLAYED, SOLD_OUT, MISSING, LIMIT = 1, 2, 0, -1, -2
+
+
+def reserve(
+    sale: Sale, buyer_id: int, quantity: int, idempotency_key: str, order_id: int, record: dict,
+    client: redis.Redis | None = None,
+) -> Reservation:
+    """redis_atomic: the whole decision in one script; loads the mirror first if needed."""
+    keys = sale_keys(sale.pk)
+    idem_field = f"{buyer_id}:{idempotency_key}" if idempotency_key else ""
+    script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued]
+    args = [buyer_id, quantity, sale.per_user_limit, idem_field, order_id,
+            json.dumps(record), expire_at(sale)]
+    run = scripts(client).reserve
+    status, found = run(keys=script_keys, args=args, client=client)
+    if status == MISSING:
+        load_mirror(sale, client)
+        status, found = run(keys=script_keys, args=args, client=client)
+    return Reservation(int(status), int(found) if found else None)
+
+
+def return_units(sale: Sale, buyer_id: int, units: int, client: redis.Redis | None = None) -> None:
+    keys = sale_keys(sale.pk)
+    scripts(client).return_units(
+        keys=[keys.stock, keys.soldout, keys.buyers], args=[buyer_id, units], client=client
+    )
+
+
+def queued_records(sale_id: int, client: redis.Redis | None = None) -> dict[int, dict]:
+    """redis_atomic orders accepted in Redis but not yet written to the database."""
+    client = client or get_redis()
+    raw = client.hgetall(sale_keys(sale_id).queued)
+    return {int(k): json.loads(v) for k, v in raw.items()}
+
+
+def forget_queued(sale_id: int, order_id: int, client: redis.Redis | None = None) -> None:
+    client = client or get_redis()
+    client.hdel(sale_keys(sale_id).queued, order_id)
+
+
+def read_mirror(sale_id: int, client: redis.Redis | None = None) -> dict:
+    """The mirror as plain values, for the audit, the dashboard and the reconciler."""
+    client = client or get_redis()
+    keys: SaleKeys = sale_keys(sale_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.get(keys.stock)
+    pipe.exists(keys.soldout)
+    pipe.hgetall(keys.buyers)
+    pipe.hlen(keys.queued)
+    stock, soldout, buyers, queued = pipe.execute()
+    return {
+        "stock": int(stock) if stock is not None else None,
+        "sold_out": bool(soldout),
+        "buyers": {int(k): int(v) for k, v in buyers.items()},
+        "queued": int(queued),
+    }
+
+
+def drop_mirror(sale_id: int, client: redis.Redis | None = None) -> None:
+    """Delete a sale's Redis state except the fencing counter, which must never go backwards."""
+    client = client or get_redis()
+    keys = sale_keys(sale_id)
+    client.delete(*[k for k in keys.all() if k not in (keys.fence, keys.lock)])

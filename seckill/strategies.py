@@ -1,0 +1,211 @@
+"""The six ways to place an order, one function each (see design.md's strategy table).
+
+Four of them run the same *read-modify-write* critical section — read the stock and what the
+buyer already holds, decide, write the new stock and the order — and differ only in what, if
+anything, serializes it: nothing (``unsafe``), the tutorial lock (``naive_lock``), the safe lock
+(``lock``) or the safe lock plus a fencing token checked by the database write (``lock_fenced``).
+That sameness is the lesson: the lock is the only thing between the crowd and an oversell.
+``db_row_lock`` lets the database serialize, and ``redis_atomic`` decides everything in one Lua
+script and leaves the database write to Celery.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from seckill import stock
+from seckill.errors import Busy, LimitReached, SoldOut, StaleFence
+from seckill.ids import next_order_id
+from seckill.lock import LockNotOwnedError
+from seckill.locking import item_lock, naive_item_lock
+from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Placement:
+    """What a placement attempt produced (the API and pages render it)."""
+
+    order: Order
+    created: bool  # False: an earlier order returned for a replayed Idempotency-Key
+    queued: bool = False  # redis_atomic: accepted in Redis, written to the database by Celery
+    lock_wait_ms: float | None = None
+    fence: int | None = None
+
+
+def critical_section_pause() -> None:
+    """Fault injection: widen the race window between reading and writing the stock."""
+    delay = settings.SECKILL_CRITICAL_SECTION_DELAY
+    if delay:
+        time.sleep(delay)
+
+
+def find_replay(sale: Sale, buyer_id: int, idempotency_key: str) -> Order | None:
+    if not idempotency_key:
+        return None
+    return Order.objects.filter(buyer_id=buyer_id, idempotency_key=idempotency_key).first()
+
+
+def units_held(sale_id: int, buyer_id: int) -> int:
+    held = Order.objects.filter(
+        sale_id=sale_id, buyer_id=buyer_id, status__in=LIVE_ORDER_STATUSES
+    ).aggregate(units=Sum("quantity"))["units"]
+    return held or 0
+
+
+def check_can_buy(sale: Sale, stock_left: int, held: int, quantity: int) -> None:
+    if held + quantity > sale.per_user_limit:
+        raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
+    if stock_left < quantity:
+        if stock_left <= 0:
+            stock.mark_sold_out(sale)
+        raise SoldOut("sold out" if stock_left <= 0 else f"only {stock_left} left")
+
+
+def pay_by() -> timezone.datetime:
+    return timezone.now() + timedelta(seconds=settings.SECKILL_PAYMENT_WINDOW)
+
+
+def new_order(sale: Sale, buyer_id: int, quantity: int, idempotency_key: str, **extra) -> Order:
+    return Order(
+        id=next_order_id(), sale_id=sale.pk, buyer_id=buyer_id, quantity=quantity,
+        unit_price=sale.price, strategy=sale.strategy, idempotency_key=idempotency_key,
+        pay_by=pay_by(), **extra,
+    )
+
+
+def read_modify_write(
+    sale: Sale, buyer_id: int, quantity: int, idempotency_key: str,
+    *, fence: int | None = None, lock_wait_ms: float | None = None,
+) -> Order:
+    """The critical section: read (outside any transaction), decide, pause, write.
+
+    Deliberately the pattern of the blog posts: the stock is read, then written back as an
+    absolute value. Two callers that overlap both read the same figure and both sell from it.
+    With ``fence``, the write only lands if no newer lock holder has written (lock_fenced).
+    """
+    stock_left = Sale.objects.values_list("stock_left", flat=True).get(pk=sale.pk)
+    check_can_buy(sale, stock_left, units_held(sale.pk, buyer_id), quantity)
+    critical_section_pause()
+    new_left = stock_left - quantity
+    order = new_order(
+        sale, buyer_id, quantity, idempotency_key, fence=fence, lock_wait_ms=lock_wait_ms
+    )
+    with transaction.atomic():
+        rows = Sale.objects.filter(pk=sale.pk)
+        if fence is None:
+            rows.update(stock_left=new_left)
+        elif not rows.filter(last_fence__lt=fence).update(stock_left=new_left, last_fence=fence):
+            raise StaleFence()
+        order.save(force_insert=True)
+    stock.mirror_after_write(sale, new_left, buyer_id, quantity)
+    return order
+
+
+def place_unsafe(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
+    """No lock at all: correct alone, oversells under a crowd. Teaching only."""
+    if stock.is_sold_out(sale):
+        raise SoldOut()
+    return Placement(read_modify_write(sale, buyer.pk, quantity, key), created=True)
+
+
+def _place_holding(
+    lock, sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str, *, fenced: bool
+) -> Placement:
+    """Run the critical section while holding ``lock``, waiting at most SECKILL_LOCK_WAIT."""
+    if stock.is_sold_out(sale):
+        raise SoldOut()
+    started = time.perf_counter()
+    if not lock.acquire(blocking=True, timeout=settings.SECKILL_LOCK_WAIT):
+        raise Busy(retry_after=1)
+    waited_ms = (time.perf_counter() - started) * 1000
+    fence = lock.fence if fenced else None
+    try:
+        earlier = find_replay(sale, buyer.pk, key)
+        if earlier is not None:
+            return Placement(earlier, created=False, lock_wait_ms=waited_ms, fence=fence)
+        order = read_modify_write(
+            sale, buyer.pk, quantity, key, fence=fence, lock_wait_ms=waited_ms
+        )
+    finally:
+        try:
+            lock.release()
+        except LockNotOwnedError:
+            # The lease ran out inside the critical section: another holder may have overlapped.
+            # lock_fenced refused our write if so; plain lock could not tell.
+            log.warning("sale %s: item lock lease lost before release", sale.pk)
+    return Placement(order, created=True, lock_wait_ms=waited_ms, fence=lock.fence)
+
+
+def place_naive_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
+    """SETNX + EXPIRE + DEL: safe until a holder outlives its lease. Teaching only."""
+    return _place_holding(naive_item_lock(sale.pk), sale, buyer, quantity, key, fenced=False)
+
+
+def place_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
+    """The default: token lock, safe release, watchdog renewal while the holder lives."""
+    return _place_holding(item_lock(sale.pk), sale, buyer, quantity, key, fenced=False)
+
+
+def place_lock_fenced(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
+    """The lock plus a fencing token: a holder that stalled past its lease cannot write."""
+    return _place_holding(item_lock(sale.pk), sale, buyer, quantity, key, fenced=True)
+
+
+def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
+    """SELECT … FOR UPDATE on the sale row: the database serializes buyers (and is the limit)."""
+    if stock.is_sold_out(sale):
+        raise SoldOut()
+    with transaction.atomic():
+        locked = Sale.objects.select_for_update().get(pk=sale.pk)
+        earlier = find_replay(sale, buyer.pk, key)
+        if earlier is not None:
+            return Placement(earlier, created=False)
+        check_can_buy(locked, locked.stock_left, units_held(sale.pk, buyer.pk), quantity)
+        critical_section_pause()
+        locked.stock_left -= quantity
+        locked.save(update_fields=["stock_left"])
+        order = new_order(sale, buyer.pk, quantity, key)
+        order.save(force_insert=True)
+    stock.mirror_after_write(sale, locked.stock_left, buyer.pk, quantity)
+    return Placement(order, created=True)
+
+
+def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
+    """One Lua script decides and deducts; Celery writes the order to the database later."""
+    from seckill import queue  # the Celery side imports strategies' helpers
+
+    order = new_order(sale, buyer.pk, quantity, key)
+    reservation = stock.reserve(
+        sale, buyer.pk, quantity, key, order.id, queue.record_of(order)
+    )
+    if reservation.status == stock.REPLAYED:
+        earlier = queue.find_order(reservation.order_id)
+        return Placement(earlier, created=False, queued=getattr(earlier, "queued", False))
+    if reservation.status == stock.SOLD_OUT:
+        raise SoldOut()
+    if reservation.status == stock.LIMIT:
+        raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
+    queue.enqueue_persist(order)
+    return Placement(order, created=True, queued=True)
+
+
+STRATEGIES: dict[str, Callable[[Sale, AbstractBaseUser, int, str], Placement]] = {
+    Strategy.UNSAFE: place_unsafe,
+    Strategy.NAIVE_LOCK: place_naive_lock,
+    Strategy.LOCK: place_lock,
+    Strategy.LOCK_FENCED: place_lock_fenced,
+    Strategy.DB_ROW_LOCK: place_db_row_lock,
+    Strategy.REDIS_ATOMIC: place_redis_atomic,
+}
