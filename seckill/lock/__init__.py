@@ -1,0 +1,29 @@
+"""Redis distributed locks for seckill - only ``redis`` and the stdlib, no Django.
+
+- :class:`Lock`: single-Redis (or Redis Cluster) lease lock with fencing tokens, FIFO hand-off
+  to blocked waiters, optional watchdog and reentrancy.
+- :class:`AsyncLock`: the same over ``redis.asyncio``.
+- :class:`Redlock`: the same interface over N independent masters.
+- :class:`NaiveLock`: the broken tutorial lock, kept to demonstrate failures. Never use it.
+"""
+
+from .aio import AsyncLock
+from .errors import LockError, LockNotOwnedError, LockTimeout, LockUnavailableError
+from .keys import LockKeys, has_hash_tag, lock_key
+from .lock import Lock
+from .naive import NaiveLock
+from .redlock import Redlock
+
+__all__ = [
+    "AsyncLock",
+    "Lock",
+    "LockError",
+    "LockKeys",
+    "LockNotOwnedError",
+    "LockTimeout",
+    "LockUnavailableError",
+    "NaiveLock",
+    "Redlock",
+    "has_hash_tag",
+    "lock_key",
+]

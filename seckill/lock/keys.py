@@ -1,0 +1,65 @@
+"""Redis key names for one lock: all in one hash slot, so every script runs on Redis Cluster."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def has_hash_tag(name: str) -> bool:
+    """True when Redis Cluster would hash ``name`` by a ``{...}`` tag (non-empty, first pair)."""
+    start = name.find("{")
+    if start < 0:
+        return False
+    end = name.find("}", start + 1)
+    return end > start + 1
+
+
+def lock_key(name: str) -> str:
+    """The main key: ``name`` itself when it carries a hash tag, else ``lock:{name}``."""
+    return name if has_hash_tag(name) else f"lock:{{{name}}}"
+
+
+def new_token() -> str:
+    """A random per-acquisition token (128 bits): only the holder that set it can match it."""
+    return os.urandom(16).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class LockKeys:
+    """The lock key and its auxiliary keys, in the order every script expects them as KEYS.
+
+    - ``lock``: the lease, value = holder token, ``PX ttl``.
+    - ``fence``: fencing counter, INCR'd on every acquisition. Persistent on purpose (a counter
+      that expired could restart and hand out a smaller fence); one small integer per lock name.
+    - ``queue`` + ``waiters``: FIFO list of waiting tokens and a hash token -> "deadline:ttl"
+      (the waiter's own liveness lease); both carry a TTL and vanish when empty.
+    - ``depth``: extra re-entries of a reentrant holder; same TTL as the lease.
+    - ``wake(token)``: per-waiter list the releaser pushes the new fence into (BLPOP target); TTL.
+    """
+
+    lock: str
+    fence: str
+    queue: str
+    waiters: str
+    depth: str
+
+    @classmethod
+    def for_name(cls, name: str) -> LockKeys:
+        return _keys_for(cls, name)
+
+    @property
+    def all(self) -> tuple[str, str, str, str, str]:
+        return (self.lock, self.fence, self.queue, self.waiters, self.depth)
+
+    def wake(self, token: str) -> str:
+        # Must match the Lua side: KEYS[1] .. ':wake:' .. token
+        return f"{self.lock}:wake:{token}"
+
+
+@lru_cache(maxsize=4096)
+def _keys_for(cls: type[LockKeys], name: str) -> LockKeys:
+    # Cached: apps build a Lock object per request for a handful of names.
+    key = lock_key(name)
+    return cls(key, key + ":fence", key + ":queue", key + ":waiters", key + ":depth")

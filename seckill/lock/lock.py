@@ -1,0 +1,155 @@
+"""The synchronous lock: :class:`LockCore`'s protocol driven over a ``redis.Redis`` or
+``redis.cluster.RedisCluster`` client (thread-safe: share one client, one Lock per holder)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import LockTimeout, LockUnavailableError
+from .protocol import BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
+from .scripts import Script
+from .watchdog import Watchdog
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+def run_script(client: Any, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+    """EVALSHA, and EVAL once if the server does not know the script (restart, new node)."""
+    try:
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return client.eval(script.source, len(keys), *keys, *args)
+
+
+def unavailable(name: str, op: object, exc: Exception) -> LockUnavailableError:
+    err = LockUnavailableError(
+        f"lock {name!r}: Redis unreachable during {op!r} ({exc}); lock state unknown",
+        lock_name=name,
+    )
+    err.__cause__ = exc
+    return err
+
+
+class Lock(LockCore):
+    """A Redis lease lock: ``SET NX PX`` semantics, compare-and-act release/extend via Lua,
+    fencing tokens, FIFO hand-off to blocked waiters, optional watchdog and reentrancy.
+
+    ``ttl`` is the lease in seconds. With ``watchdog=True`` a daemon thread renews the lease
+    every ``ttl/3`` while this holder still owns it; a lost lease sets ``lease_lost`` and calls
+    ``on_lost(lock)``. ``blocking_timeout`` bounds the wait of ``with lock:`` (LockTimeout).
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        name: str,
+        ttl: float = 10.0,
+        watchdog: bool = False,
+        *,
+        reentrant: bool = False,
+        blocking_timeout: float | None = None,
+        poll_interval: float = 1.0,
+        on_lost: Callable[[Lock], None] | None = None,
+    ) -> None:
+        super().__init__(
+            name, ttl=ttl, reentrant=reentrant, blocking_timeout=blocking_timeout,
+            poll_interval=poll_interval, on_lost=on_lost,
+        )
+        self.redis = redis
+        self.watchdog = watchdog
+        self._watchdog: Watchdog | None = None
+        socket_timeout = socket_timeout_of(redis)
+        if socket_timeout is not None:
+            self._max_block = max(0.01, socket_timeout / 2)
+
+    # -- I/O driver ----------------------------------------------------------------------------
+
+    def _execute(self, op: Op) -> Any:
+        if type(op) is Eval:
+            return run_script(self.redis, op.script, op.keys, op.args)
+        if type(op) is BlockPop:
+            return self.redis.blpop([op.key], op.timeout)
+        return self.redis.get(op.key)
+
+    def _drive(self, steps: Steps) -> Any:
+        value: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                op = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as done:
+                return done.value
+            error = None
+            try:
+                value = self._execute(op)
+            except UNREACHABLE as exc:
+                error = unavailable(self.name, op, exc)
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Acquire the lock; False if not acquired (non-blocking, or ``timeout`` s passed).
+
+        Sets :attr:`fence`. Blocking waiters sleep in BLPOP and are handed the lock in FIFO
+        order. A reentrant lock acquired again by the same holder just counts up.
+        """
+        fresh = self.token is None
+        acquired = self._drive(self._acquire_steps(blocking, timeout))
+        if acquired and fresh and self.watchdog:
+            self._start_watchdog()
+        return acquired
+
+    def release(self) -> None:
+        """Release (or count down a reentrant hold). LockNotOwnedError if the lease was lost."""
+        if self.depth <= 1:
+            self._stop_watchdog()
+        self._drive(self._release_steps())
+
+    def extend(self, additional: float | None = None) -> bool:
+        """Reset the lease to ``ttl`` (``additional=None``) or add ``additional`` seconds to what
+        is left. Only the owner can; LockNotOwnedError otherwise."""
+        return self._drive(self._extend_steps(additional))
+
+    def owned(self) -> bool:
+        """True if this holder's token is the lock's current value (one GET)."""
+        return self._drive(self._owned_steps())
+
+    def locked(self) -> bool:
+        """True if anyone holds the lock."""
+        return self._drive(self._locked_steps())
+
+    def __enter__(self) -> Lock:
+        if not self.acquire(blocking=True, timeout=self.blocking_timeout):
+            raise LockTimeout(
+                f"lock {self.name!r} not acquired within {self.blocking_timeout}s",
+                lock_name=self.name,
+            )
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    # -- watchdog ------------------------------------------------------------------------------
+
+    def _start_watchdog(self) -> None:
+        token = self.token
+        assert token is not None
+        self._watchdog = Watchdog(
+            lambda: self._drive(self._renew_steps(token)),
+            interval=self.ttl / 3, lease=self.ttl, on_lost=self._lost,
+            name=f"lock-watchdog:{self.name}",
+        ).start()
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None

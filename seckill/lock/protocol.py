@@ -1,0 +1,248 @@
+"""The lock protocol, written once as generators that *yield* Redis operations ("sans-IO").
+
+The sync :class:`~seckill.lock.lock.Lock` and the asyncio
+:class:`~seckill.lock.aio.AsyncLock` differ only in how they execute an operation (call vs
+await), so the logic - ownership bookkeeping, the wait loop, error mapping - lives here once.
+
+Waiting protocol (why contended acquisition costs ~3 commands, not hundreds):
+1. ``ACQUIRE`` either takes the lock or appends the caller to a FIFO queue (one round trip).
+2. The waiter blocks in ``BLPOP`` on its own wake list.
+3. ``RELEASE`` hands the lock *directly* to the first live waiter (sets the key to the waiter's
+   token, INCRs the fence, pushes the fence to the waiter's wake list). The woken waiter already
+   owns the lock - no race, no second attempt - which makes hand-off FIFO-fair.
+4. If nobody releases (holder crashed, lease ran out), the waiter re-runs ``ACQUIRE`` after a
+   bounded poll (at most ``poll_interval``, sooner if the holder's lease ends sooner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from .errors import LockError, LockNotOwnedError
+from .keys import LockKeys, new_token
+from .scripts import ACQUIRE, CANCEL, EXTEND, REENTER, RELEASE, Script
+
+_monotonic = time.monotonic
+
+
+class Eval:
+    """Run ``script`` with KEYS ``keys`` and ARGV ``args``."""
+
+    __slots__ = ("script", "keys", "args")
+
+    def __init__(self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> None:
+        self.script, self.keys, self.args = script, keys, args
+
+    def __repr__(self) -> str:
+        return f"{self.script.name} script"
+
+
+class BlockPop:
+    """``BLPOP key timeout``: wait for a hand-off."""
+
+    __slots__ = ("key", "timeout")
+
+    def __init__(self, key: str, timeout: float) -> None:
+        self.key, self.timeout = key, timeout
+
+    def __repr__(self) -> str:
+        return "BLPOP"
+
+
+class Get:
+    """``GET key``."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return "GET"
+
+
+Op = Eval | BlockPop | Get
+Steps = Generator[Op, Any, Any]
+
+
+def seconds_to_ms(seconds: float, what: str) -> int:
+    """Convert a positive duration in seconds (the public unit) to whole milliseconds (>= 1)."""
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, got {seconds!r}")
+    return max(1, int(seconds * 1000))
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class LockCore:
+    """State and protocol of one lock holder; subclasses supply the I/O driver.
+
+    One instance = one holder. Create one per thread/task (it is cheap); do not share an
+    instance between threads - the token it holds *is* the holder's identity.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        ttl: float = 10.0,
+        reentrant: bool = False,
+        blocking_timeout: float | None = None,
+        poll_interval: float = 1.0,
+        on_lost: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.keys = LockKeys.for_name(name)
+        self.key = self.keys.lock
+        self.ttl = ttl
+        self.ttl_ms = seconds_to_ms(ttl, "ttl")
+        self.reentrant = reentrant
+        self.blocking_timeout = blocking_timeout
+        self.poll_interval = poll_interval
+        self.on_lost = on_lost
+        #: Fencing token of the current (or last) acquisition; strictly increasing per name.
+        self.fence: int | None = None
+        self.token: str | None = None
+        self.depth = 0
+        self.lease_lost = False
+        # Longest single BLPOP: below the client's socket timeout, if it has one.
+        self._max_block: float | None = None
+        # Liveness lease of a queued waiter: a crashed waiter is skipped after this.
+        self._waiter_lease_ms = int((2 * poll_interval + 1.0) * 1000)
+
+    def __repr__(self) -> str:
+        state = f"held, fence={self.fence}" if self.token else "not held"
+        return f"<{type(self).__name__} {self.key!r} ttl={self.ttl} {state}>"
+
+    # -- protocol steps ------------------------------------------------------------------------
+
+    def _won(self, token: str, fence: int) -> bool:
+        self.token, self.fence, self.depth, self.lease_lost = token, int(fence), 1, False
+        return True
+
+    def _forget(self) -> None:
+        self.token, self.depth = None, 0
+
+    def _acquire_steps(self, blocking: bool, timeout: float | None) -> Steps:
+        if self.token is not None:
+            if not self.reentrant:
+                raise LockError(
+                    f"lock {self.name!r} is already held by this Lock object (not reentrant); "
+                    "use one Lock object per holder, or reentrant=True",
+                    lock_name=self.name,
+                )
+            depth = yield Eval(REENTER, self.keys.all, (self.token, self.ttl_ms))
+            if not depth:
+                raise LockNotOwnedError(
+                    f"cannot re-enter lock {self.name!r}: its lease was lost", lock_name=self.name
+                )
+            self.depth = int(depth)
+            return True
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be >= 0 or None")
+        token = new_token()
+        enqueue = 1 if blocking and timeout != 0 else 0
+        args = (token, self.ttl_ms, enqueue, self._waiter_lease_ms)
+        result = yield Eval(ACQUIRE, self.keys.all, args)
+        if result > 0:
+            return self._won(token, result)
+        if not enqueue:
+            return False
+        deadline = None if timeout is None else _monotonic() + timeout
+        wake = self.keys.wake(token)
+        try:
+            while True:
+                wait = self.poll_interval
+                if result < -1:  # the holder's lease ends in (-result - 1) ms: re-poll then
+                    wait = min(wait, (-result - 1) / 1000 + 0.005)
+                if deadline is not None:
+                    left = deadline - _monotonic()
+                    if left <= 0:
+                        fence = yield Eval(CANCEL, self.keys.all, (token,))
+                        return self._won(token, fence) if fence > 0 else False
+                    wait = min(wait, left)
+                if self._max_block is not None:
+                    wait = min(wait, self._max_block)
+                popped = yield BlockPop(wake, max(wait, 0.01))
+                if popped is not None:
+                    return self._won(token, int(popped[1]))
+                result = yield Eval(ACQUIRE, self.keys.all, args)  # also renews our queue entry
+                if result > 0:
+                    return self._won(token, result)
+        except LockError:
+            # Redis failed while we waited: try to leave the queue; if even that fails, our
+            # entry's liveness lease makes releasers skip it soon.
+            with contextlib.suppress(LockError):
+                yield Eval(CANCEL, self.keys.all, (token,))
+            raise
+
+    def _release_steps(self) -> Steps:
+        token = self.token
+        if token is None:
+            raise LockNotOwnedError(
+                f"cannot release lock {self.name!r}: not acquired (or already released)",
+                lock_name=self.name,
+            )
+        try:
+            result = yield Eval(RELEASE, self.keys.all, (token, 1 if self.reentrant else 0))
+        except LockError:
+            self._forget()  # state unknown; the lease ends by its TTL at the latest
+            raise
+        if result == 2:
+            self.depth -= 1
+            return
+        self._forget()
+        if result == 0:
+            raise LockNotOwnedError(
+                f"lock {self.name!r} was not owned at release: its lease expired (or it was "
+                f"taken over) before release; fence {self.fence} is stale",
+                lock_name=self.name,
+            )
+
+    def _extend_steps(self, additional: float | None) -> Steps:
+        if self.token is None:
+            raise LockNotOwnedError(
+                f"cannot extend lock {self.name!r}: not acquired", lock_name=self.name
+            )
+        if additional is None:
+            args = (self.token, self.ttl_ms, 0)
+        else:
+            args = (self.token, seconds_to_ms(additional, "additional"), 1)
+        if not (yield Eval(EXTEND, self.keys.all, args)):
+            raise LockNotOwnedError(
+                f"cannot extend lock {self.name!r}: its lease was lost", lock_name=self.name
+            )
+        return True
+
+    def _renew_steps(self, token: str) -> Steps:
+        """One watchdog renewal: reset the lease to ``ttl`` only if ``token`` still owns it."""
+        return bool((yield Eval(EXTEND, self.keys.all, (token, self.ttl_ms, 0))))
+
+    def _owned_steps(self) -> Steps:
+        if self.token is None:
+            return False
+        return _text((yield Get(self.key))) == self.token
+
+    def _locked_steps(self) -> Steps:
+        return (yield Get(self.key)) is not None
+
+    def _lost(self) -> None:
+        """Called by the watchdog when the lease is gone: flag it, tell the holder."""
+        self.lease_lost = True
+        if self.on_lost is not None:
+            self.on_lost(self)
+
+
+def socket_timeout_of(client: Any) -> float | None:
+    """The client's socket timeout, if it exposes one (BLPOP must return before it fires)."""
+    holders = (getattr(client, "connection_pool", None), getattr(client, "nodes_manager", None))
+    for holder in holders:
+        kwargs = getattr(holder, "connection_kwargs", None)
+        if isinstance(kwargs, dict) and kwargs.get("socket_timeout"):
+            return float(kwargs["socket_timeout"])
+    return None
