@@ -1,4 +1,183 @@
 """Fixtures for multi-server Redis topologies (three independent masters, a Redis Cluster).
 
-Filled in by the lock-library work; registered for every test package in tests/conftest.py.
+Registered for every test package in tests/conftest.py. Every server comes from
+``devtools.redis_server`` (the same redis-server binary the run command uses), listens on a
+free loopback port, keeps no data on disk and is stopped at the end of the session.
+
+- ``redis_trio``: three independent masters (Redlock). Function-scoped view over
+  session-scoped servers: each test starts with all three running and empty, so a test may
+  stop/kill/restart any of them (``trio.stop(1)``, ``trio.start(1)``) without affecting others.
+- ``redis_cluster``: a ``redis.cluster.RedisCluster`` client on a three-master cluster
+  (``redis-cli --cluster create ... --cluster-replicas 0``); ``redis_cluster_handle`` gives the
+  servers, startup nodes and URL as well. Mark such tests ``@pytest.mark.cluster``.
 """
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+
+from devtools.redis_server import RedisServer, find_redis_cli
+
+CLIENT_OPTIONS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+
+
+def _discard(server: RedisServer) -> None:
+    server.stop()
+    if server.workdir is not None:
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@dataclass
+class RedisTrio:
+    """Three independent redis-server instances and one client for each."""
+
+    servers: list[RedisServer]
+    clients: list[redis.Redis] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.clients = [redis.Redis(port=s.port, **CLIENT_OPTIONS) for s in self.servers]
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def __len__(self) -> int:
+        return len(self.servers)
+
+    def __getitem__(self, i: int) -> RedisServer:
+        return self.servers[i]
+
+    def is_up(self, i: int) -> bool:
+        process = self.servers[i].process
+        return process is not None and process.poll() is None
+
+    def stop(self, i: int) -> None:
+        """Stop master ``i`` (its data is lost: no persistence)."""
+        self.servers[i].stop()
+        self.clients[i].connection_pool.disconnect()
+
+    def kill(self, i: int) -> None:
+        """SIGKILL master ``i``, as a crash would."""
+        self.servers[i].kill()
+        self.clients[i].connection_pool.disconnect()
+
+    def start(self, i: int) -> None:
+        """Start master ``i`` again if it is down (same port, empty)."""
+        if not self.is_up(i):
+            self.servers[i].start()
+
+    def reset(self) -> None:
+        """All three up and empty."""
+        for i, client in enumerate(self.clients):
+            self.start(i)
+            client.flushdb()
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def _redis_trio_session() -> Iterator[RedisTrio]:
+    servers: list[RedisServer] = []
+    try:
+        for _ in range(3):
+            servers.append(RedisServer().start())
+        trio = RedisTrio(servers)
+        yield trio
+        trio.close()
+    finally:
+        for server in servers:
+            _discard(server)
+
+
+@pytest.fixture
+def redis_trio(_redis_trio_session: RedisTrio) -> Iterator[RedisTrio]:
+    """Three running, empty, independent masters; restored (restarted/flushed) after the test."""
+    _redis_trio_session.reset()
+    yield _redis_trio_session
+    _redis_trio_session.reset()
+
+
+@dataclass
+class RedisClusterHandle:
+    """A running three-master cluster: its servers, startup nodes, URL and a client."""
+
+    servers: list[RedisServer]
+    client: RedisCluster
+
+    @property
+    def startup_nodes(self) -> list[ClusterNode]:
+        return [ClusterNode("127.0.0.1", s.port) for s in self.servers]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.servers[0].port}/0"
+
+
+def _cluster_ok(servers: list[RedisServer]) -> bool:
+    for server in servers:
+        try:
+            with redis.Redis(port=server.port, **CLIENT_OPTIONS) as client:
+                info = client.cluster("info")
+        except redis.RedisError:
+            return False
+        if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) < 3:
+            return False
+    return True
+
+
+def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
+    """Start three cluster-enabled servers and join them with ``redis-cli --cluster create``."""
+    servers: list[RedisServer] = []
+    try:
+        for _ in range(3):
+            servers.append(RedisServer(extra_args=[
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "5000",
+            ]).start())
+        subprocess.run(
+            [str(find_redis_cli()), "--cluster", "create",
+             *[f"127.0.0.1:{s.port}" for s in servers],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )
+        deadline = time.monotonic() + timeout
+        while not _cluster_ok(servers):
+            if time.monotonic() > deadline:
+                raise TimeoutError("Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.1)
+        client = RedisCluster(
+            startup_nodes=[ClusterNode("127.0.0.1", s.port) for s in servers], **CLIENT_OPTIONS
+        )
+        return RedisClusterHandle(servers, client)
+    except BaseException:
+        for server in servers:
+            _discard(server)
+        raise
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_handle() -> Iterator[RedisClusterHandle]:
+    """The session's three-master cluster (servers, startup nodes, URL, client)."""
+    handle = start_cluster()
+    try:
+        yield handle
+    finally:
+        handle.client.close()
+        for server in handle.servers:
+            _discard(server)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(redis_cluster_handle: RedisClusterHandle) -> RedisCluster:
+    """A ``redis.cluster.RedisCluster`` client on the session's three-master cluster."""
+    return redis_cluster_handle.client

@@ -1,0 +1,198 @@
+"""The Lock API on one Redis: ownership, errors, fencing, reentrancy, extend, keys, cleanup."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from seckill.lock import Lock, LockError, LockNotOwnedError, LockTimeout, has_hash_tag, lock_key
+
+
+def test_key_rule_keeps_hash_tag_or_wraps() -> None:
+    assert lock_key("seckill:{sale:42}:lock") == "seckill:{sale:42}:lock"
+    assert lock_key("sale:42") == "lock:{sale:42}"
+    assert not has_hash_tag("a{}b") and has_hash_tag("a{b}c")
+    lock = Lock(None, "seckill:{sale:42}:lock")
+    assert lock.keys.fence == "seckill:{sale:42}:lock:fence"
+    assert all("{sale:42}" in key for key in lock.keys.all)
+
+
+def test_acquire_release_owned_locked(redis_client) -> None:
+    a, b = Lock(redis_client, "basic", ttl=5), Lock(redis_client, "basic", ttl=5)
+    assert not a.locked() and not a.owned()
+    assert a.acquire(blocking=False)
+    assert a.locked() and a.owned() and b.locked() and not b.owned()
+    assert not b.acquire(blocking=False)
+    assert not b.acquire(timeout=0.1)
+    assert 0 < redis_client.pttl(a.key) <= 5000
+    a.release()
+    assert not a.locked() and not a.owned()
+    assert b.acquire(blocking=False) and b.fence > a.fence
+    b.release()
+
+
+def test_release_and_extend_of_unheld_lock_raise(redis_client) -> None:
+    lock = Lock(redis_client, "unheld", ttl=5)
+    with pytest.raises(LockNotOwnedError):
+        lock.release()
+    with pytest.raises(LockNotOwnedError):
+        lock.extend()
+    lock.acquire()
+    lock.release()
+    with pytest.raises(LockNotOwnedError, match="not acquired"):
+        lock.release()
+
+
+def test_lease_taken_over_cannot_be_released_or_extended(redis_client) -> None:
+    a = Lock(redis_client, "stolen", ttl=5)
+    a.acquire()
+    redis_client.set(a.key, "someone-else")  # the lease ran out and another holder took it
+    with pytest.raises(LockNotOwnedError):
+        a.extend()
+    with pytest.raises(LockNotOwnedError, match="not owned at release"):
+        a.release()
+    assert redis_client.get(a.key) == b"someone-else"  # never deletes another holder's lock
+
+
+def test_context_manager_and_timeout(redis_client) -> None:
+    with Lock(redis_client, "ctx", ttl=5) as held:
+        assert held.owned()
+        with pytest.raises(LockTimeout), Lock(redis_client, "ctx", ttl=5, blocking_timeout=0.05):
+            pass
+    assert not held.locked()
+
+
+def test_extend_resets_or_adds(redis_client) -> None:
+    lock = Lock(redis_client, "ext", ttl=2)
+    lock.acquire()
+    assert lock.extend(10)  # adds to what is left
+    assert redis_client.pttl(lock.key) > 10_000
+    assert lock.extend()  # back to a full ttl
+    assert redis_client.pttl(lock.key) <= 2000
+    lock.release()
+
+
+def test_fence_strictly_increases_across_holders(redis_client) -> None:
+    fences = []
+    for _ in range(5):
+        with Lock(redis_client, "fence", ttl=5) as lock:
+            fences.append(lock.fence)
+    assert fences == sorted(set(fences)) and len(fences) == 5
+
+
+def test_not_reentrant_by_default(redis_client) -> None:
+    lock = Lock(redis_client, "nr", ttl=5)
+    lock.acquire()
+    with pytest.raises(LockError, match="not reentrant"):
+        lock.acquire()
+    lock.release()
+
+
+def test_reentrant_counts_in_redis(redis_client) -> None:
+    lock = Lock(redis_client, "re", ttl=5, reentrant=True)
+    other = Lock(redis_client, "re", ttl=5)
+    assert lock.acquire() and lock.acquire() and lock.acquire()
+    fence = lock.fence
+    assert lock.depth == 3 and redis_client.get(lock.keys.depth) == b"2"
+    lock.release()
+    lock.release()
+    assert lock.owned() and not other.acquire(blocking=False)
+    assert lock.fence == fence
+    lock.release()
+    assert not lock.locked() and not redis_client.exists(lock.keys.depth)
+    assert other.acquire(blocking=False)
+    other.release()
+
+
+def test_blocked_waiters_are_woken_in_fifo_order(redis_client) -> None:
+    holder = Lock(redis_client, "fifo", ttl=10)
+    holder.acquire()
+    order: list[int] = []
+
+    def wait(i: int) -> None:
+        lock = Lock(redis_client, "fifo", ttl=10)
+        assert lock.acquire(timeout=30)
+        order.append(i)
+        lock.release()
+
+    threads = []
+    for i in range(4):
+        threads.append(threading.Thread(target=wait, args=(i,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 10
+        while redis_client.llen(holder.keys.queue) < i + 1:  # queued, in this order
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    holder.release()
+    for t in threads:
+        t.join(30)
+    assert order == [0, 1, 2, 3]
+
+
+def test_waiter_wakes_on_release_not_on_poll(redis_client) -> None:
+    """A waiter with a long poll interval still gets the lock right after release."""
+    holder = Lock(redis_client, "wake", ttl=60)
+    holder.acquire()
+    got = threading.Event()
+
+    def wait() -> None:
+        if Lock(redis_client, "wake", ttl=60, poll_interval=60).acquire(timeout=60):
+            got.set()
+
+    t = threading.Thread(target=wait)
+    t.start()
+    while not redis_client.llen(holder.keys.queue):
+        time.sleep(0.01)
+    holder.release()
+    assert got.wait(30)  # far below the 60 s poll: woken by the hand-off
+    t.join()
+
+
+def test_timed_out_waiter_leaves_no_trace(redis_client) -> None:
+    holder = Lock(redis_client, "trace", ttl=10)
+    holder.acquire()
+    assert not Lock(redis_client, "trace", ttl=10).acquire(timeout=0.2)
+    holder.release()
+    assert set(redis_client.keys("*")) == {holder.keys.fence.encode()}
+
+
+def test_every_auxiliary_key_expires(redis_client) -> None:
+    holder = Lock(redis_client, "aux", ttl=10, reentrant=True)
+    holder.acquire()
+    holder.acquire()
+    waiter = threading.Thread(target=lambda: Lock(redis_client, "aux", ttl=10).acquire(timeout=3))
+    waiter.start()
+    while not redis_client.exists(holder.keys.queue):
+        time.sleep(0.01)
+    for key in redis_client.keys("*"):
+        if key != holder.keys.fence.encode():
+            assert redis_client.pttl(key) > 0, key
+    waiter.join()
+
+
+def test_lock_commands_per_contended_acquisition_are_few(redis_url) -> None:
+    """No spinning: 4 threads x 25 acquisitions cost a handful of lock commands each."""
+    import redis
+
+    from tests.lock.counting import CountingConnection
+
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    CountingConnection.reset()
+
+    def work() -> None:
+        lock = Lock(client, "count", ttl=10)
+        for _ in range(25):
+            with lock:
+                time.sleep(0.002)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    per_acquisition = CountingConnection.total() / 100
+    client.delete(*client.keys("lock:{count}*"))
+    assert per_acquisition <= 5, CountingConnection.counts
