@@ -56,3 +56,11 @@ class StaleFence(Busy):
 
 class Unavailable(SeckillError):
     code, status, default_message = "unavailable", 503, "a backing service is unavailable"
+
+
+class BadCredentials(SeckillError):
+    code, status, default_message = (
+        "unauthenticated",
+        401,
+        "unable to log in with those credentials",
+    )

@@ -265,6 +265,24 @@ def read_mirror(sale_id: int, client: redis.Redis | None = None) -> dict:
     }
 
 
+def mirrored_stock(sale_ids: list[int], client: redis.Redis | None = None) -> dict[int, int]:
+    """Redis stock of several sales in one pipeline; sales without a mirror are left out.
+
+    For listings only: if Redis is away the caller falls back to the database figures.
+    """
+    if not sale_ids:
+        return {}
+    client = client or get_redis()
+    pipe = client.pipeline(transaction=False)
+    for sale_id in sale_ids:
+        pipe.get(sale_keys(sale_id).stock)
+    try:
+        values = pipe.execute()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return {}
+    return {sid: int(v) for sid, v in zip(sale_ids, values, strict=True) if v is not None}
+
+
 def drop_mirror(sale_id: int, client: redis.Redis | None = None) -> None:
     """Delete a sale's Redis state except the fencing counter, which must never go backwards."""
     client = client or get_redis()

@@ -160,6 +160,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "seckill.api.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "order": os.environ.get("SECKILL_THROTTLE_ORDER", "60/min"),
+        "order_ip": os.environ.get("SECKILL_THROTTLE_ORDER_IP", "1200/min"),
+        "auth": os.environ.get("SECKILL_THROTTLE_AUTH", "30/min"),
+    },
+    # Behind a proxy, the number of proxies whose X-Forwarded-For entries to trust.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "seckill API",

@@ -1,0 +1,159 @@
+"""API representations. Order ids are strings: 64-bit integers lose precision in JavaScript."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from seckill import stock
+from seckill.ids import parse_order_id
+from seckill.models import Order, Sale, SaleStatus, Strategy
+from shop.models import Product
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description", "price", "swatch"]
+
+
+class SaleSerializer(serializers.ModelSerializer):
+    product = ProductSerializer(read_only=True)
+    product_id = serializers.PrimaryKeyRelatedField(
+        queryset=Product.objects.all(), source="product", write_only=True
+    )
+    stock_left = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
+    strategy = serializers.ChoiceField(choices=Strategy.choices, default=Strategy.LOCK)
+    stock_total = serializers.IntegerField(min_value=1, max_value=10_000_000)
+    per_user_limit = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+
+    class Meta:
+        model = Sale
+        fields = [
+            "id",
+            "product",
+            "product_id",
+            "price",
+            "starts_at",
+            "ends_at",
+            "stock_total",
+            "stock_left",
+            "per_user_limit",
+            "strategy",
+            "status",
+            "require_purchase_token",
+        ]
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["ends_at"] <= attrs["starts_at"]:
+            raise serializers.ValidationError({"ends_at": "must be after starts_at"})
+        return attrs
+
+    def create(self, validated: dict) -> Sale:
+        return Sale.objects.create(stock_left=validated["stock_total"], **validated)
+
+    def _live_stock(self, sale: Sale) -> int:
+        """Redis' figure while the mirror exists (it leads the database under redis_atomic)."""
+        mirrored = self.context.get("mirror", {}).get(sale.pk)
+        return sale.stock_left if mirrored is None else mirrored
+
+    def get_stock_left(self, sale: Sale) -> int:
+        return max(0, self._live_stock(sale))
+
+    def get_status(self, sale: Sale) -> str:
+        status = sale.status_at(timezone.now())
+        if status == SaleStatus.LIVE and self._live_stock(sale) <= 0:
+            return SaleStatus.SOLD_OUT
+        return status
+
+
+def mirror_context(sales) -> dict:
+    """Redis stock for the sales about to be listed, in one pipeline; empty if Redis is away."""
+    return {"mirror": stock.mirrored_stock([sale.pk for sale in sales])}
+
+
+class SaleResetSerializer(serializers.Serializer):
+    stock_total = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False)
+
+
+class IdPartsSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    worker_id = serializers.IntegerField()
+    sequence = serializers.IntegerField()
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    order_id = serializers.CharField(source="id", read_only=True)
+    sale_id = serializers.IntegerField(read_only=True)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    persisted = serializers.SerializerMethodField()
+    id_parts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "order_id",
+            "sale_id",
+            "quantity",
+            "unit_price",
+            "total",
+            "status",
+            "strategy",
+            "fence",
+            "lock_wait_ms",
+            "created_at",
+            "pay_by",
+            "paid_at",
+            "persisted",
+            "id_parts",
+        ]
+        read_only_fields = fields
+
+    def get_persisted(self, order: Order) -> bool:
+        """False while a redis_atomic order waits for Celery to write it to the database."""
+        return not getattr(order, "queued", False)
+
+    @extend_schema_field(IdPartsSerializer)
+    def get_id_parts(self, order: Order) -> dict:
+        parts = parse_order_id(order.id)
+        return {
+            "timestamp": parts.datetime,
+            "worker_id": parts.worker_id,
+            "sequence": parts.sequence,
+        }
+
+
+class PlaceOrderSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+
+
+class CredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+
+
+class RegisterSerializer(CredentialsSerializer):
+    def validate_username(self, value: str) -> str:
+        user_model = get_user_model()
+        field = user_model._meta.get_field("username")
+        for validator in field.validators:
+            validator(value)
+        if user_model.objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("that username is taken")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        user = get_user_model()(username=attrs["username"])
+        try:
+            password_validation.validate_password(attrs["password"], user)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": exc.messages}) from None
+        return attrs
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
