@@ -140,9 +140,7 @@ seckill_requirements() {
       exec 9>"$SECKILL_VENV/.seckill-install.lock"
       flock 9
     fi
-    quiet=(--quiet)
-    [ -n "${CI:-}" ] && quiet=(--progress-bar off)
-    "$SECKILL_PY" -m pip install "${quiet[@]}" -r "$file"
+    "$SECKILL_PY" -m pip install --quiet --progress-bar off -r "$file"
   ) || seckill_die "pip install -r $1 failed (see above)"
   # stamp FILE and what it includes (a dev install is a runtime install too)
   while IFS= read -r f; do
