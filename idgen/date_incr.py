@@ -28,10 +28,23 @@ from .floor import FloorStore
 if TYPE_CHECKING:
     import redis
 
-# KEYS: day key. ARGV: n, expire-at (Unix s). Returns the counter after the increment.
-_INCR = """
+# Expire a day key after its day, by Redis's clock: an expire-at already past there (a client
+# clock far behind) must not delete the counter on the spot and restart it at 1.
+_EXPIRE_AFTER_DAY = """
+local function expire_after_day(key, at, grace)
+  if redis.call('TTL', key) >= 0 then return end
+  if at > tonumber(redis.call('TIME')[1]) then
+    redis.call('EXPIREAT', key, at)
+  else
+    redis.call('EXPIRE', key, grace)
+  end
+end
+"""
+
+# KEYS: day key. ARGV: n, expire-at (Unix s), grace (s). Returns the counter after the increment.
+_INCR = _EXPIRE_AFTER_DAY + """
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIREAT', KEYS[1], ARGV[2]) end
+expire_after_day(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 return v
 """
 
@@ -45,6 +58,13 @@ local v = tonumber(cur) + tonumber(ARGV[1])
 if v > tonumber(ARGV[2]) then return {-1, tonumber(cur)} end
 redis.call('INCRBY', KEYS[1], ARGV[1])
 return {v, 0}
+"""
+
+# KEYS: day key. ARGV: floor, expire-at, grace. Creates the key at the floor unless it exists.
+_INIT_AT_FLOOR = _EXPIRE_AFTER_DAY + """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  expire_after_day(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+end
 """
 
 
@@ -80,6 +100,7 @@ class DateIncrGenerator:
         self._clock = clock
         self._incr = redis_client.register_script(_INCR)
         self._incr_ceiling = redis_client.register_script(_INCR_UNDER_CEILING)
+        self._init_at_floor = redis_client.register_script(_INIT_AT_FLOOR)
         self._ceilings: dict[str, int] = {}
         self._lock = threading.Lock()
         # Current day and block. _cur == _hi means the block is used up.
@@ -163,13 +184,13 @@ class DateIncrGenerator:
         expire_at = int(self._day_end) + self._grace
         store = self._floor_store
         if store is None:
-            return int(self._incr(keys=[key], args=[n, expire_at]))
+            return int(self._incr(keys=[key], args=[n, expire_at, self._grace]))
         day = self._day
         while True:
             value, cur = self._incr_ceiling(keys=[key], args=[n, self._ceilings.get(day, 0)])
             if value > 0:
                 return int(value)
             if value == 0:  # start of the day, or Redis restarted: resume above the stored floor
-                self._redis.set(key, store.load(day), nx=True, exat=expire_at)
+                self._init_at_floor(keys=[key], args=[store.load(day), expire_at, self._grace])
             else:  # reserve ahead durably before Redis may hand out more
                 self._ceilings = {day: store.raise_to(day, int(cur) + n + self._reserve)}
