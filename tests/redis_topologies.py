@@ -22,11 +22,21 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis
+from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 
 from devtools.redis_server import RedisServer, find_redis_cli
 
-CLIENT_OPTIONS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+
+def client_options() -> dict:
+    """Client settings for servers that tests stop on purpose: short timeouts and a bounded
+    retry policy (redis-py 8 defaults to 10 retries, ~5 s before a dead server surfaces)."""
+    return {
+        "socket_timeout": 5.0,
+        "socket_connect_timeout": 2.0,
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 2),
+    }
 
 
 def _discard(server: RedisServer) -> None:
@@ -43,7 +53,9 @@ class RedisTrio:
     clients: list[redis.Redis] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.clients = [redis.Redis(port=s.port, **CLIENT_OPTIONS) for s in self.servers]
+        self.clients = [
+            redis.Redis(host="127.0.0.1", port=s.port, **client_options()) for s in self.servers
+        ]
 
     @property
     def urls(self) -> list[str]:
@@ -126,7 +138,7 @@ class RedisClusterHandle:
 def _cluster_ok(servers: list[RedisServer]) -> bool:
     for server in servers:
         try:
-            with redis.Redis(port=server.port, **CLIENT_OPTIONS) as client:
+            with redis.Redis(host="127.0.0.1", port=server.port, **client_options()) as client:
                 info = client.cluster("info")
         except redis.RedisError:
             return False
@@ -156,7 +168,7 @@ def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
                 raise TimeoutError("Redis Cluster did not reach cluster_state:ok")
             time.sleep(0.1)
         client = RedisCluster(
-            startup_nodes=[ClusterNode("127.0.0.1", s.port) for s in servers], **CLIENT_OPTIONS
+            startup_nodes=[ClusterNode("127.0.0.1", s.port) for s in servers], **client_options()
         )
         return RedisClusterHandle(servers, client)
     except BaseException:
