@@ -196,3 +196,21 @@ def test_lock_commands_per_contended_acquisition_are_few(redis_url) -> None:
     per_acquisition = CountingConnection.total() / 100
     client.delete(*client.keys("lock:{count}*"))
     assert per_acquisition <= 5, CountingConnection.counts
+
+
+def test_works_with_decoded_responses(redis_url) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    a, b = Lock(client, "decoded", ttl=5), Lock(client, "decoded", ttl=5)
+    assert a.acquire() and a.owned()
+    woke = threading.Thread(target=lambda: b.acquire(timeout=10))
+    woke.start()
+    while not client.exists(a.keys.queue):
+        time.sleep(0.01)
+    a.release()
+    woke.join(10)
+    assert b.owned() and b.fence > a.fence
+    b.release()
+    client.delete(b.keys.fence)
+    client.close()
