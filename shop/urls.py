@@ -1,11 +1,47 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from shop import views
+from shop import views, views_accounts, views_shop, views_staff
+
+MAX_ORDER_ID = 2**63 - 1
+
+
+class OrderIdConverter:
+    """A 64-bit order id; anything larger is simply no match (404), never a database error."""
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 0 < number <= MAX_ORDER_ID:
+            raise ValueError(value)
+        return number
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(OrderIdConverter, "order_id")
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("sales/<int:sale_id>/", views_shop.sale_detail, name="sale"),
+    path("sales/<int:sale_id>/buy/", views_shop.buy, name="buy"),
+    path("orders/", views_shop.my_orders, name="my-orders"),
+    path("orders/<order_id:order_id>/", views_shop.order_detail, name="order"),
+    path("orders/<order_id:order_id>/pay/", views_shop.order_pay, name="order-pay"),
+    path("orders/<order_id:order_id>/cancel/", views_shop.order_cancel, name="order-cancel"),
+    path("accounts/signup/", views_accounts.signup, name="signup"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("staff/", views_staff.dashboard, name="staff-dashboard"),
+    path("staff/sales/<int:sale_id>/reset/", views_staff.reset_sale, name="staff-reset"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("seckill.api.urls")),

@@ -1,18 +1,19 @@
-"""Catalog pages and the health endpoint."""
+"""The sales list (the home page) and the health endpoint."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from seckill.models import Sale
+from shop import pages
 from shop.health import health_report
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    sales = Sale.objects.select_related("product").order_by("starts_at")
-    return render(request, "shop/home.html", {"sales": sales})
+    """Every sale with its live status and stock; a small script keeps the figures fresh."""
+    cards = pages.sale_cards(pages.listed_sales())
+    return render(request, "shop/home.html", {"cards": cards, "status_copy": pages.status_copy()})
 
 
 @never_cache
