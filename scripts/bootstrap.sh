@@ -12,6 +12,7 @@
 #   seckill_spawn NAME LOG CMD... start CMD in its own process group, logging to LOG
 #   seckill_stop_all              stop every process group started by seckill_spawn (reverse
 #                                 order): SIGTERM to the leader, SIGKILL to what is left
+#   seckill_cleanup_mode          call first in exit/signal traps (see there)
 #
 # Environment honoured: PYTHON (interpreter to build .venv with), SECKILL_LOCAL_REDIS_PORT,
 # REDIS_SERVER (redis-server binary, see devtools/redis_server.py).
@@ -202,6 +203,15 @@ seckill_spawn() {
   setsid "$@" </dev/null >>"$log" 2>&1 &
   SECKILL_PIDS+=("$!")
   SECKILL_NAMES+=("$name")
+}
+
+# Call first in an exit/signal trap: from here on nothing may stop the cleanup -- not a failing
+# command (set -e), nor a closed terminal or pipe (`bin/run | tee log` and Ctrl-C kills tee first:
+# a write would raise SIGPIPE and kill this shell before it stopped anything). Output that cannot
+# be written is dropped.
+seckill_cleanup_mode() {
+  set +e
+  trap '' PIPE
 }
 
 # Exit 0 while any process of group PGID is alive.
