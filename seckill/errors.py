@@ -11,11 +11,12 @@ class SeckillError(Exception):
     code = "error"
     status = 400
     default_message = "request failed"
+    default_retry_after: float | None = None  # seconds, sent as Retry-After
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
-        self.retry_after = retry_after
+        self.retry_after = retry_after if retry_after is not None else self.default_retry_after
 
 
 class InvalidRequest(SeckillError):
@@ -46,6 +47,7 @@ class Busy(SeckillError):
     """The item lock was not free within the bounded wait: the buyer should retry shortly."""
 
     code, status, default_message = "busy", 429, "too many buyers right now; retry shortly"
+    default_retry_after = 1
 
 
 class StaleFence(Busy):
@@ -56,6 +58,7 @@ class StaleFence(Busy):
 
 class Unavailable(SeckillError):
     code, status, default_message = "unavailable", 503, "a backing service is unavailable"
+    default_retry_after = 5
 
 
 class BadCredentials(SeckillError):

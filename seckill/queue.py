@@ -83,17 +83,25 @@ def persist(record: dict) -> tuple[Order, bool]:
     return order, created
 
 
-def find_order(order_id: int) -> Order:
-    """An order by id: from the database, else still queued in Redis (``order.queued``)."""
+def find_in_sale(sale_id: int, order_id: int) -> Order | None:
+    """An order of a known sale: database, else the sale's queued hash, else the database again
+    (it may have been persisted between the two looks)."""
     order = Order.objects.filter(pk=order_id).first()
     if order is not None:
         return order
-    sale_id = get_redis().get(queued_order_index_key(order_id))
-    if sale_id is not None:
-        record = stock.queued_records(int(sale_id)).get(order_id)
-        if record is not None:
-            return order_from_record(record)
-        order = Order.objects.filter(pk=order_id).first()  # persisted meanwhile
-        if order is not None:
-            return order
-    raise NotFound(f"no order {order_id}")
+    record = stock.queued_records(sale_id).get(order_id)
+    if record is not None:
+        return order_from_record(record)
+    return Order.objects.filter(pk=order_id).first()
+
+
+def find_order(order_id: int) -> Order:
+    """An order by id: from the database, else still queued in Redis (``order.queued``)."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        sale_id = get_redis().get(queued_order_index_key(order_id))
+        if sale_id is not None:
+            order = find_in_sale(int(sale_id), order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    return order

@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from seckill import stock
-from seckill.errors import Busy, LimitReached, SoldOut, StaleFence
+from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
 from seckill.lock import LockNotOwnedError
 from seckill.locking import item_lock, naive_item_lock
@@ -191,13 +191,16 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
         sale, buyer.pk, quantity, key, order.id, queue.record_of(order)
     )
     if reservation.status == stock.REPLAYED:
-        earlier = queue.find_order(reservation.order_id)
+        earlier = queue.find_in_sale(sale.pk, reservation.order_id)
+        if earlier is None:
+            raise Unavailable("the first order for this Idempotency-Key was lost; retry later")
         return Placement(earlier, created=False, queued=getattr(earlier, "queued", False))
     if reservation.status == stock.SOLD_OUT:
         raise SoldOut()
     if reservation.status == stock.LIMIT:
         raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
     queue.enqueue_persist(order)
+    order.queued = True  # answered 202: the database write is Celery's
     return Placement(order, created=True, queued=True)
 
 

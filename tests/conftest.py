@@ -24,11 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # tests/settings.py (loaded first by pytest-django) has set the environment from this.
 TEST_REDIS_URL = os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-KEEP_PREFIXES = (b"_kombu.",)
+# Celery's broker bindings, and the snowflake worker-id leases of live processes (deleting one
+# would let another process claim a worker id still in use; they expire by TTL on their own).
+KEEP_PREFIXES = (b"_kombu.", b"idgen:worker:")
 
 
 def empty_test_redis(client: redis.Redis) -> None:
-    """Delete every key of the test database except Celery's broker bindings."""
+    """Delete every key of the test database except those in KEEP_PREFIXES."""
     doomed = [k for k in client.scan_iter(count=1000) if not k.startswith(KEEP_PREFIXES)]
     for start in range(0, len(doomed), 500):
         client.delete(*doomed[start : start + 500])

@@ -15,13 +15,22 @@ _names = count(1)
 
 
 def make_sale(
-    stock: int = 10, strategy: str = "lock", per_user_limit: int = 1,
-    starts_in: timedelta = timedelta(minutes=-1), lasts: timedelta = timedelta(hours=1),
+    stock: int = 10,
+    strategy: str = "lock",
+    per_user_limit: int = 1,
+    starts_in: timedelta = timedelta(minutes=-1),
+    lasts: timedelta = timedelta(hours=1),
     price: str = "9.99",
 ) -> Sale:
     product = Product.objects.create(name=f"Product {next(_names)}", price=Decimal("19.99"))
     starts_at = timezone.now() + starts_in
     return Sale.objects.create(
-        product=product, price=Decimal(price), starts_at=starts_at, ends_at=starts_at + lasts,
-        stock_total=stock, stock_left=stock, per_user_limit=per_user_limit, strategy=strategy,
+        product=product,
+        price=Decimal(price),
+        starts_at=starts_at,
+        ends_at=starts_at + lasts,
+        stock_total=stock,
+        stock_left=stock,
+        per_user_limit=per_user_limit,
+        strategy=strategy,
     )
