@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from seckill import lifecycle, queue
+from seckill.reconcile import reconcile_task  # noqa: F401  (registers seckill.reconcile)
 
 log = logging.getLogger(__name__)
 
