@@ -147,6 +147,11 @@ class Observation:
         return {str(b): str(u) for b, u in units.items() if u > 0}
 
     @property
+    def stock_value(self) -> int | str | None:
+        """Redis stock as an int (the raw text if it is not one; None if missing)."""
+        return _as_int(self.redis_stock)
+
+    @property
     def mirror_missing(self) -> bool:
         return self.redis_stock is None
 
@@ -156,8 +161,8 @@ class Observation:
             return {"mirror": "missing"}
         found: dict[str, Any] = {}
         expected = self.expected_stock
-        if _as_int(self.redis_stock) != expected:
-            found["stock"] = {"redis": _as_int(self.redis_stock), "expected": expected}
+        if self.stock_value != expected:
+            found["stock"] = {"redis": self.stock_value, "expected": expected}
         buyers = self.buyer_changes()
         if buyers:
             found["buyers"] = {
