@@ -15,6 +15,7 @@ free loopback port, keeps no data on disk and is stopped at the end of the sessi
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from devtools.redis_server import RedisServer, find_redis_cli
+from devtools.redis_server import RedisServer, find_redis_cli, free_port
 
 
 def client_options() -> dict:
@@ -147,12 +148,26 @@ def _cluster_ok(servers: list[RedisServer]) -> bool:
     return True
 
 
+def cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is valid and free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
     """Start three cluster-enabled servers and join them with ``redis-cli --cluster create``."""
     servers: list[RedisServer] = []
     try:
         for _ in range(3):
-            servers.append(RedisServer(extra_args=[
+            servers.append(RedisServer(port=cluster_port(), extra_args=[
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "5000",
             ]).start())
@@ -180,7 +195,13 @@ def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
 @pytest.fixture(scope="session")
 def redis_cluster_handle() -> Iterator[RedisClusterHandle]:
     """The session's three-master cluster (servers, startup nodes, URL, client)."""
-    handle = start_cluster()
+    for attempt in range(3):  # a port picked as free can be taken by a neighbour meanwhile
+        try:
+            handle = start_cluster()
+            break
+        except (RuntimeError, subprocess.CalledProcessError):
+            if attempt == 2:
+                raise
     try:
         yield handle
     finally:
