@@ -66,6 +66,10 @@ ERROR_COPY: dict[str, Copy] = {
         "A backing service (Redis or the database) is down, so nothing was sold. Try again in "
         "a minute.",
     ),
+    "purchase_token": Copy(
+        "Your purchase pass expired",
+        "Reload the page to get a fresh one, then press Buy again.",
+    ),
     "invalid_state": Copy(
         "That can't be done now", "The order has moved on; the page shows its current status."
     ),

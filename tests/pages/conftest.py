@@ -21,6 +21,12 @@ def static_storage(settings):
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Sign-ups and logins are not what these tests measure: skip PBKDF2's deliberate cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _empty_redis(redis_client):
     """Sale ids are reused between tests: no Redis mirror may outlive its test."""
 
@@ -31,6 +37,12 @@ def make_user(db):
         return get_user_model().objects.create_user(username, password=PASSWORD, is_staff=staff)
 
     return build
+
+
+@pytest.fixture
+def users(make_user):
+    """``users(n)``: n new buyers."""
+    return lambda n: [make_user(f"user{i}") for i in range(n)]
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import pytest
 import redis
 from django.contrib.auth import get_user_model
 from django.test import Client
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from seckill import stock
 from seckill.ids import parse_order_id
@@ -198,7 +200,7 @@ def test_busy_when_the_item_lock_is_held(login):
 
 def test_unavailable_when_redis_is_down(login, monkeypatch):
     sale = make_sale(stock=5)
-    dead = redis.Redis(port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
+    dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr("seckill.stock.get_redis", lambda: dead)
     monkeypatch.setattr("seckill.locking.get_redis", lambda: dead)
     response = buy(login(), sale)
