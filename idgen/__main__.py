@@ -41,7 +41,7 @@ def _layout(args: argparse.Namespace) -> SnowflakeLayout:
 def _cmd_snowflake(args: argparse.Namespace) -> int:
     url = args.redis_url or os.environ.get("IDGEN_REDIS_URL")
     if args.worker_id is None and url:
-        gen = Snowflake(redis=_redis(url), layout=_layout(args))
+        gen = Snowflake(redis=_redis(url), layout=_layout(args), key_prefix=args.prefix)
     else:
         gen = Snowflake(worker_id=args.worker_id or 0, layout=_layout(args))
     with gen:
@@ -55,7 +55,7 @@ def _cmd_date(args: argparse.Namespace) -> int:
     if not url:
         print("date ids need --redis-url or IDGEN_REDIS_URL", file=sys.stderr)
         return 2
-    gen = DateIncrGenerator(_redis(url), segment_size=args.segment)
+    gen = DateIncrGenerator(_redis(url), segment_size=args.segment, prefix=args.prefix)
     for i in gen.next_ids(args.count):
         print(i)
     return 0
@@ -103,12 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("--count", type=int, default=1)
     sf.add_argument("--worker-id", type=int)
     sf.add_argument("--redis-url")
+    sf.add_argument("--prefix", default="idgen", help="Redis key prefix of the leases")
     sf.set_defaults(func=_cmd_snowflake)
 
     dt = sub.add_parser("date", help="print new yyyymmdd+counter ids (needs Redis)")
     dt.add_argument("--count", type=int, default=1)
     dt.add_argument("--segment", type=int, default=1)
     dt.add_argument("--redis-url")
+    dt.add_argument("--prefix", default="idgen", help="Redis key prefix of the counters")
     dt.set_defaults(func=_cmd_date)
 
     pa = sub.add_parser("parse", parents=[layout], help="show the fields of an id")

@@ -1,7 +1,8 @@
 """A process that leases a worker id, prints it and its first id, and holds on until stdin closes.
 
-Run as ``python -m tests.idgen._lease_holder REDIS_URL TTL_MS``. Exits cleanly (releasing the lease
-through ``atexit``) when stdin reaches EOF; tests SIGKILL it to simulate a crash.
+Run as ``python -m tests.idgen._lease_holder REDIS_URL TTL_MS KEY_PREFIX``. Exits cleanly
+(releasing the lease through ``atexit``) when stdin reaches EOF; tests SIGKILL it to simulate a
+crash.
 """
 
 import sys
@@ -12,8 +13,8 @@ from idgen import Snowflake
 
 
 def main() -> None:
-    url, ttl_ms = sys.argv[1], int(sys.argv[2])
-    gen = Snowflake(redis=redis.Redis.from_url(url), lease_ttl_ms=ttl_ms)
+    url, ttl_ms, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    gen = Snowflake(redis=redis.Redis.from_url(url), lease_ttl_ms=ttl_ms, key_prefix=prefix)
     first = gen.next_id()
     print(gen.worker_id, first, flush=True)
     sys.stdin.read()  # hold the lease until the parent closes our stdin (or kills us)

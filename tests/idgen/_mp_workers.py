@@ -13,9 +13,9 @@ def _write(out: Path, ids: list[int]) -> None:
     array("q", ids).tofile(out.open("wb"))
 
 
-def snowflake_worker(url: str, n: int, out: str, barrier: Barrier) -> None:
+def snowflake_worker(url: str, prefix: str, n: int, out: str, barrier: Barrier) -> None:
     """Half single ids, half bulk; checks parse(next_id()) round-trips in-process."""
-    gen = Snowflake(redis=redis.Redis.from_url(url))
+    gen = Snowflake(redis=redis.Redis.from_url(url), key_prefix=prefix)
     barrier.wait()
     ids = [gen.next_id() for _ in range(n // 2)]
     while len(ids) < n:
@@ -29,8 +29,10 @@ def snowflake_worker(url: str, n: int, out: str, barrier: Barrier) -> None:
     _write(Path(out), ids)
 
 
-def date_worker(url: str, n: int, out: str, barrier: Barrier, segment_size: int) -> None:
-    gen = DateIncrGenerator(redis.Redis.from_url(url), segment_size=segment_size)
+def date_worker(
+    url: str, prefix: str, n: int, out: str, barrier: Barrier, segment_size: int
+) -> None:
+    gen = DateIncrGenerator(redis.Redis.from_url(url), segment_size, prefix=prefix)
     barrier.wait()
     ids = [gen.next_id() for _ in range(n)]
     _write(Path(out), ids)

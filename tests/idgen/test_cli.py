@@ -21,14 +21,15 @@ def test_snowflake_count_and_parse() -> None:
     assert parsed["worker_id"] == 9 and parsed["datetime"].endswith("+00:00")
 
 
-def test_snowflake_leases_with_redis(redis_client, redis_url) -> None:
-    out = run("snowflake", "--count", "2", "--redis-url", redis_url)
+def test_snowflake_leases_with_redis(rc, redis_url, prefix) -> None:
+    out = run("snowflake", "--count", "2", "--redis-url", redis_url, "--prefix", prefix)
     assert out.returncode == 0 and len(out.stdout.split()) == 2
-    assert not redis_client.keys("idgen:worker:[0-9]")  # released on exit
+    assert rc.exists(f"{prefix}:worker:0:hwm") and not rc.exists(f"{prefix}:worker:0")
 
 
-def test_date_ids(redis_client, redis_url) -> None:
-    out = run("date", "--count", "3", "--segment", "10", "--redis-url", redis_url)
+def test_date_ids(redis_url, prefix) -> None:
+    out = run("date", "--count", "3", "--segment", "10", "--redis-url", redis_url,
+              "--prefix", prefix)
     ids = [int(x) for x in out.stdout.split()]
     assert out.returncode == 0 and ids[1] == ids[0] + 1
     parsed = json.loads(run("parse", str(ids[0]), "--kind", "date").stdout)

@@ -29,32 +29,32 @@ def increasing(ids: list[int]) -> bool:
     return all(a < b for a, b in zip(ids, ids[1:], strict=False))
 
 
-def test_plain_ids_format_and_key(redis_client) -> None:
+def test_plain_ids_format_and_key(rc, prefix) -> None:
     clock = FakeTime(at(2026, 11, 24, 10))
-    gen = DateIncrGenerator(redis_client, clock=clock)
+    gen = DateIncrGenerator(rc, clock=clock, prefix=prefix)
     assert [gen.next_id() for _ in range(3)] == [20261124000000001 + i for i in range(3)]
-    key = "idgen:{date}:20261124"
-    assert int(redis_client.get(key)) == 3
+    key = f"{prefix}:{{date}}:20261124"
+    assert int(rc.get(key)) == 3
     # that day is long past by Redis's clock: the key gets the grace period, not instant death
-    assert 86_000 < redis_client.ttl(key) <= 86_400
+    assert 86_000 < rc.ttl(key) <= 86_400
     assert DateIncrGenerator.parse(20261124000000123) == (date(2026, 11, 24), 123)
     with pytest.raises(ValueError):
         DateIncrGenerator.parse(123)
 
 
-def test_key_expires_a_grace_period_after_its_day(redis_client) -> None:
+def test_key_expires_a_grace_period_after_its_day(rc, prefix) -> None:
     now = datetime.now(UTC)
-    gen = DateIncrGenerator(redis_client)
+    gen = DateIncrGenerator(rc, prefix=prefix)
     gen.next_id()
     day = now.strftime("%Y%m%d")
     end_of_day = datetime.combine(now.date(), datetime.min.time(), UTC).timestamp() + 86_400
-    assert redis_client.expiretime(f"idgen:{{date}}:{day}") == int(end_of_day) + 86_400
+    assert rc.expiretime(f"{prefix}:{{date}}:{day}") == int(end_of_day) + 86_400
 
 
 @pytest.mark.parametrize("segment_size", [1, 50])
-def test_day_rollover(redis_client, segment_size: int) -> None:
+def test_day_rollover(rc, prefix, segment_size: int) -> None:
     clock = FakeTime(at(2026, 11, 24, 23, 59, 59.5))
-    gen = DateIncrGenerator(redis_client, segment_size, clock=clock)
+    gen = DateIncrGenerator(rc, segment_size, clock=clock, prefix=prefix)
     before = [gen.next_id() for _ in range(5)]
     clock.now = at(2026, 11, 25, 0, 0, 0.001).timestamp()
     after = [gen.next_id() for _ in range(5)]
@@ -65,8 +65,8 @@ def test_day_rollover(redis_client, segment_size: int) -> None:
     assert increasing(before + after + again) and again[0] // 10**9 == 20261125
 
 
-def test_segment_refill_under_threads(redis_client) -> None:
-    gen = DateIncrGenerator(redis_client, segment_size=100)
+def test_segment_refill_under_threads(rc, prefix) -> None:
+    gen = DateIncrGenerator(rc, segment_size=100, prefix=prefix)
     results: list[list[int]] = [[] for _ in range(8)]
 
     def work(out: list[int], bulk: bool) -> None:
@@ -84,20 +84,20 @@ def test_segment_refill_under_threads(redis_client) -> None:
     # every block fetched was used up: segments cost one INCRBY per 100 ids, none wasted
     assert sorted(every) == list(range(min(every), min(every) + len(every)))
     day = datetime.now(UTC).strftime("%Y%m%d")
-    assert int(redis_client.get(f"idgen:{{date}}:{day}")) == len(every)
+    assert int(rc.get(f"{prefix}:{{date}}:{day}")) == len(every)
 
 
-def test_bulk_takes_rest_of_block_then_one_incrby(redis_client) -> None:
-    gen = DateIncrGenerator(redis_client, segment_size=10)
+def test_bulk_takes_rest_of_block_then_one_incrby(rc, prefix) -> None:
+    gen = DateIncrGenerator(rc, segment_size=10, prefix=prefix)
     first = gen.next_id()
     ids = gen.next_ids(25)  # 9 left in the block, then INCRBY 16
     assert ids == list(range(first + 1, first + 26))
     assert gen.next_id() == first + 26  # a new block of 10 (counter was at 26)
-    assert int(redis_client.get(gen.key(str(first // 10**9)))) == 36
+    assert int(rc.get(gen.key(str(first // 10**9)))) == 36
 
 
-def test_counter_overflow_raises(redis_client) -> None:
-    gen = DateIncrGenerator(redis_client, digits=2)
+def test_counter_overflow_raises(rc, prefix) -> None:
+    gen = DateIncrGenerator(rc, digits=2, prefix=prefix)
     gen.next_ids(99)
     with pytest.raises(OverflowError):
         gen.next_id()
@@ -136,7 +136,7 @@ def test_floor_survives_redis_restart(tmp_path, segment_size: int) -> None:
     assert store.load(day) >= max(before) % 10**9
 
 
-def test_floor_store_writes_only_per_reserve(redis_client) -> None:
+def test_floor_store_writes_only_per_reserve(rc, prefix) -> None:
     class Counting(MemoryFloorStore):
         writes = 0
 
@@ -145,7 +145,7 @@ def test_floor_store_writes_only_per_reserve(redis_client) -> None:
             return super().raise_to(day, value)
 
     store = Counting()
-    gen = DateIncrGenerator(redis_client, floor_store=store, floor_reserve=1000)
+    gen = DateIncrGenerator(rc, floor_store=store, floor_reserve=1000, prefix=prefix)
     ids = gen.next_ids(1)
     ids += [gen.next_id() for _ in range(2_999)]
     assert increasing(ids)

@@ -25,7 +25,7 @@ def run_workers(target: Callable[..., None], args: tuple, tmp_path: Path) -> lis
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(PROCS)
     outs = [str(tmp_path / f"ids-{i}.bin") for i in range(PROCS)]
-    procs = [ctx.Process(target=target, args=(*args[:2], out, barrier, *args[2:])) for out in outs]
+    procs = [ctx.Process(target=target, args=(*args[:3], out, barrier, *args[3:])) for out in outs]
     for p in procs:
         p.start()
     for p in procs:
@@ -47,18 +47,22 @@ def check(per_process: list[list[int]], n: int) -> None:
     assert len(set(every)) == len(every), "duplicate ids across processes"
 
 
-def test_snowflake_8_processes(redis_client, redis_url, tmp_path) -> None:
-    per_process = run_workers(_mp_workers.snowflake_worker, (redis_url, PER_PROC), tmp_path)
+def test_snowflake_8_processes(rc, redis_url, prefix, tmp_path) -> None:
+    per_process = run_workers(
+        _mp_workers.snowflake_worker, (redis_url, prefix, PER_PROC), tmp_path
+    )
     check(per_process, PER_PROC)
     workers = {int(Path(f"{tmp_path}/ids-{i}.bin.worker").read_text()) for i in range(PROCS)}
     assert len(workers) == PROCS, "two live processes shared a worker id"
-    assert not redis_client.keys("idgen:worker:[0-9]"), "leases not released on close"
+    assert not rc.keys(f"{prefix}:worker:[0-9]"), "leases not released on close"
 
 
 @pytest.mark.parametrize("segment_size", [1, 1000], ids=["plain", "segment"])
-def test_date_incr_8_processes(redis_client, redis_url, tmp_path, segment_size: int) -> None:
+def test_date_incr_8_processes(redis_url, prefix, tmp_path, segment_size: int) -> None:
     n = PER_PROC if segment_size > 1 or FULL else 10_000
-    per_process = run_workers(_mp_workers.date_worker, (redis_url, n, segment_size), tmp_path)
+    per_process = run_workers(
+        _mp_workers.date_worker, (redis_url, prefix, n, segment_size), tmp_path
+    )
     check(per_process, n)
     for ids in per_process:
         day, counter = DateIncrGenerator.parse(ids[-1])

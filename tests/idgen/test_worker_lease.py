@@ -23,9 +23,9 @@ TTL_MS = 1000
 class Holder:
     """A real process holding a lease (tests/idgen/_lease_holder.py)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.idgen._lease_holder", url, str(TTL_MS)],
+            [sys.executable, "-m", "tests.idgen._lease_holder", url, str(TTL_MS), prefix],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         worker, first = self.proc.stdout.readline().split()
@@ -49,43 +49,43 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> float:
 
 
 def test_processes_get_distinct_ids_and_a_dead_ones_id_returns_only_after_expiry(
-    redis_client, redis_url
+    rc, redis_url, prefix
 ) -> None:
-    a, b = Holder(redis_url), Holder(redis_url)
+    a, b = Holder(redis_url, prefix), Holder(redis_url, prefix)
     assert {a.worker_id, b.worker_id} == {0, 1}
-    key_a = f"idgen:worker:{a.worker_id}"
+    key_a = f"{prefix}:worker:{a.worker_id}"
     a.crash()
-    assert redis_client.pttl(key_a) > 0  # a dead holder's lease outlives it ...
-    c = Holder(redis_url)
+    assert rc.pttl(key_a) > 0  # a dead holder's lease outlives it ...
+    c = Holder(redis_url, prefix)
     assert c.worker_id not in (a.worker_id, b.worker_id)  # ... so nobody gets its id yet
-    waited = wait_for(lambda: not redis_client.exists(key_a), timeout=TTL_MS / 1000 + 2)
+    waited = wait_for(lambda: not rc.exists(key_a), timeout=TTL_MS / 1000 + 2)
     assert waited > 0.1
-    promised = int(redis_client.get(f"{key_a}:hwm"))  # the dead holder's last lease deadline
-    d = Holder(redis_url)
+    promised = int(rc.get(f"{key_a}:hwm"))  # the dead holder's last lease deadline
+    d = Holder(redis_url, prefix)
     assert d.worker_id == a.worker_id  # reused only after expiry
     assert Snowflake(worker_id=0).parse(d.first_id).timestamp_ms >= promised
     for h in (b, c, d):
         h.exit_cleanly()
-    assert not redis_client.keys("idgen:worker:[0-9]")  # clean exit released every lease
+    assert not rc.keys(f"{prefix}:worker:[0-9]")  # clean exit released every lease
 
 
-def test_heartbeat_keeps_the_lease(redis_client) -> None:
-    gen = Snowflake(redis=redis_client, lease_ttl_ms=600)
+def test_heartbeat_keeps_the_lease(rc, prefix) -> None:
+    gen = Snowflake(redis=rc, lease_ttl_ms=600, key_prefix=prefix)
     time.sleep(1.5)  # well past the TTL: only renewals keep the key
-    assert redis_client.exists(f"idgen:worker:{gen.worker_id}")
+    assert rc.exists(f"{prefix}:worker:{gen.worker_id}")
     gen.next_id()
     gen.close()
-    assert not redis_client.exists(f"idgen:worker:{gen.worker_id}")
+    assert not rc.exists(f"{prefix}:worker:{gen.worker_id}")
 
 
-def test_explicit_worker_id_touches_no_redis(redis_client) -> None:
-    Snowflake(worker_id=9).next_id()
-    assert redis_client.dbsize() == 0
+def test_explicit_worker_id_needs_no_redis() -> None:
+    gen = Snowflake(worker_id=9)
+    assert gen.parse(gen.next_id()).worker_id == 9 and gen._lease is None
 
 
-def test_stolen_lease_stops_the_generator(redis_client) -> None:
-    gen = Snowflake(redis=redis_client, lease_ttl_ms=600)
-    redis_client.set(f"idgen:worker:{gen.worker_id}", "someone-else")
+def test_stolen_lease_stops_the_generator(rc, prefix) -> None:
+    gen = Snowflake(redis=rc, lease_ttl_ms=600, key_prefix=prefix)
+    rc.set(f"{prefix}:worker:{gen.worker_id}", "someone-else")
     with pytest.raises(WorkerLeaseError):
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # ids only until the local deadline, then refusal
@@ -93,45 +93,47 @@ def test_stolen_lease_stops_the_generator(redis_client) -> None:
             time.sleep(0.001)
 
 
-def test_handover_respects_previous_holders_last_millisecond(redis_client) -> None:
+def test_handover_respects_previous_holders_last_millisecond(rc, prefix) -> None:
     t0 = 1_795_000_000_000
     clock_a = FakeClock(t0)
-    a = Snowflake(redis=redis_client, clock=clock_a, sleep=clock_a.sleep)
+    a = Snowflake(redis=rc, key_prefix=prefix, clock=clock_a, sleep=clock_a.sleep)
     last_a = a.next_ids(5)[-1]
     a.close()
     # B's clock is 40 ms behind A's: a small step, waited out, then B continues after A
     clock_b = FakeClock(t0 - 40)
-    b = Snowflake(redis=redis_client, clock=clock_b, sleep=clock_b.sleep)
+    b = Snowflake(redis=rc, key_prefix=prefix, clock=clock_b, sleep=clock_b.sleep)
     assert b.worker_id == a.worker_id
     first_b = b.next_id()
     assert b.parse(first_b).timestamp_ms > a.parse(last_a).timestamp_ms
     b.close()
     # C's clock is 10 s behind: refusing beats repeating A's and B's ids
     clock_c = FakeClock(t0 - 10_000)
-    c = Snowflake(redis=redis_client, clock=clock_c, sleep=clock_c.sleep)
+    c = Snowflake(redis=rc, key_prefix=prefix, clock=clock_c, sleep=clock_c.sleep)
     with pytest.raises(ClockRollbackError):
         c.next_id()
     c.close()
 
 
-def test_crashed_holder_promise_covers_its_whole_lease(redis_client) -> None:
+def test_crashed_holder_promise_covers_its_whole_lease(rc, prefix) -> None:
     """Without a clean release the high-water mark is the crashed holder's lease deadline."""
     t0 = 1_795_000_000_000
     clock = FakeClock(t0)
-    lease = WorkerIdLease(redis_client, ttl_ms=TTL_MS, clock=clock, heartbeat=False)
+    lease = WorkerIdLease(rc, ttl_ms=TTL_MS, prefix=prefix, clock=clock, heartbeat=False)
     lease.acquire()  # ... and never released: a crash
-    hwm = int(redis_client.get(f"idgen:worker:{lease.worker_id}:hwm"))
+    hwm = int(rc.get(f"{prefix}:worker:{lease.worker_id}:hwm"))
     assert hwm == lease.valid_until_ms and t0 < hwm < t0 + TTL_MS
-    wait_for(lambda: not redis_client.exists(f"idgen:worker:{lease.worker_id}"), 5)
+    wait_for(lambda: not rc.exists(lease.key(lease.worker_id)), 5)
     clock2 = FakeClock(t0 + 1)  # a successor whose clock lags the crashed holder's
-    gen = Snowflake(redis=redis_client, clock=clock2, sleep=clock2.sleep, max_rollback_ms=2000)
+    gen = Snowflake(redis=rc, key_prefix=prefix, clock=clock2, sleep=clock2.sleep,
+                    max_rollback_ms=2000)
     assert gen.worker_id == lease.worker_id
     assert gen.parse(gen.next_id()).timestamp_ms >= hwm
     gen.close()
 
 
-def test_all_ids_taken(redis_client) -> None:
-    leases = [WorkerIdLease(redis_client, max_worker_id=1, heartbeat=False) for _ in range(3)]
+def test_all_ids_taken(rc, prefix) -> None:
+    leases = [WorkerIdLease(rc, max_worker_id=1, prefix=prefix, heartbeat=False)
+              for _ in range(3)]
     assert [lease.acquire() for lease in leases[:2]] == [0, 1]
     with pytest.raises(WorkerLeaseError):
         leases[2].acquire()
@@ -144,7 +146,7 @@ def test_lease_survives_redis_restart() -> None:
         client = redis.Redis.from_url(server.url)
         lease = WorkerIdLease(client, ttl_ms=TTL_MS, heartbeat=False)
         n = lease.acquire()
-        server.restart()  # no persistence: the key is gone
+        server.restart()  # a private server without persistence: the key is gone
         assert not client.exists(lease.key(n))
         lease.renew()  # nobody took it meanwhile, so it is ours again
         assert client.get(lease.key(n)).decode() == lease.token
@@ -156,8 +158,8 @@ def _child_worker_id(gen: Snowflake, queue: Queue) -> None:
     queue.put((gen.worker_id, gen.parse(gen.next_id()).worker_id))
 
 
-def test_forked_child_takes_its_own_worker_id(redis_client) -> None:
-    gen = Snowflake(redis=redis_client)
+def test_forked_child_takes_its_own_worker_id(rc, prefix) -> None:
+    gen = Snowflake(redis=rc, key_prefix=prefix)
     parent_id = gen.worker_id
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
