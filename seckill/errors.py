@@ -61,6 +61,10 @@ class Unavailable(SeckillError):
     default_retry_after = 5
 
 
+class PurchaseTokenInvalid(SeckillError):
+    code, status, default_message = "purchase_token", 403, "a valid purchase token is required"
+
+
 class BadCredentials(SeckillError):
     code, status, default_message = (
         "unauthenticated",

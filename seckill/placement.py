@@ -15,6 +15,7 @@ import redis
 from django.db import DatabaseError, IntegrityError
 from django.utils import timezone
 
+from seckill import purchase_token as purchase_tokens
 from seckill.errors import Busy, InvalidRequest, LimitReached, NotFound, NotLive, Unavailable
 from seckill.lock import LockUnavailableError
 from seckill.models import Sale, SaleStatus
@@ -76,11 +77,14 @@ def _replay(sale: Sale, buyer_id: int, key: str) -> Placement | None:
 
 
 def place_order(
-    sale_id: int, buyer, quantity: object, idempotency_key: str | None = None
+    sale_id: int, buyer, quantity: object, idempotency_key: str | None = None,
+    purchase_token: str | None = None,
 ) -> Placement:
     """Place an order for ``buyer`` under the sale's strategy.
 
-    Raises a :class:`~seckill.errors.SeckillError` subclass for every refusal.
+    ``purchase_token`` is needed only for sales with ``require_purchase_token``; a replayed
+    Idempotency-Key returns the first order without one. Raises a
+    :class:`~seckill.errors.SeckillError` subclass for every refusal.
     """
     quantity = clean_quantity(quantity)
     key = clean_idempotency_key(idempotency_key)
@@ -94,6 +98,8 @@ def place_order(
             return replay
         if quantity > sale.per_user_limit:
             raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
+        if sale.require_purchase_token:
+            purchase_tokens.consume(sale, buyer.pk, purchase_token)
         try:
             placement = STRATEGIES[sale.strategy](sale, buyer, quantity, key)
         except IntegrityError:

@@ -113,6 +113,7 @@ SECKILL_NAIVE_LOCK_TTL = float(os.environ.get("SECKILL_NAIVE_LOCK_TTL", "1.0"))
 SECKILL_PAYMENT_WINDOW = env_int("SECKILL_PAYMENT_WINDOW", 15 * 60)  # unpaid orders expire
 SECKILL_EXPIRY_SWEEP_INTERVAL = float(os.environ.get("SECKILL_EXPIRY_SWEEP_INTERVAL", "30"))
 SECKILL_RECONCILE_INTERVAL = float(os.environ.get("SECKILL_RECONCILE_INTERVAL", "30"))
+SECKILL_PURCHASE_TOKEN_TTL = env_int("SECKILL_PURCHASE_TOKEN_TTL", 30)
 SECKILL_WORKER_ID = os.environ.get("SECKILL_WORKER_ID") or None  # else leased from Redis
 # Fault injection for tests and the teaching demo: a pause inside the critical section, between
 # reading the stock and writing it. 0 in production.

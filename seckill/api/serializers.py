@@ -155,5 +155,10 @@ class RegisterSerializer(CredentialsSerializer):
         return attrs
 
 
+class PurchaseTokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="seconds")
+
+
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()

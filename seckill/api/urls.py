@@ -11,6 +11,9 @@ urlpatterns = [
     path("sales/<int:pk>/", views.SaleDetailView.as_view(), name="sale-detail"),
     path("sales/<int:pk>/reset/", views.SaleResetView.as_view(), name="sale-reset"),
     path("sales/<int:pk>/orders/", views.PlaceOrderView.as_view(), name="place-order"),
+    path(
+        "sales/<int:pk>/purchase-token/", views.PurchaseTokenView.as_view(), name="purchase-token"
+    ),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<str:order_id>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<str:order_id>/pay/", views.PayOrderView.as_view(), name="order-pay"),

@@ -8,11 +8,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from seckill import accounts, lifecycle
+from seckill import accounts, lifecycle, purchase_token
 from seckill.api.serializers import (
     CredentialsSerializer,
     OrderSerializer,
     PlaceOrderSerializer,
+    PurchaseTokenSerializer,
     RegisterSerializer,
     SaleResetSerializer,
     SaleSerializer,
@@ -22,7 +23,7 @@ from seckill.api.serializers import (
 from seckill.api.throttles import AuthThrottle, OrderPlacementIPThrottle, OrderPlacementThrottle
 from seckill.errors import NotFound
 from seckill.models import Order, Sale
-from seckill.placement import place_order
+from seckill.placement import get_sale, place_order
 
 ERROR = OpenApiResponse(description='{"error": {"code": "...", "message": "..."}}')
 MAX_ORDER_ID = 2**63 - 1
@@ -112,13 +113,21 @@ class PlaceOrderView(APIView):
                 str,
                 OpenApiParameter.HEADER,
                 description="Replaying a key returns the first order instead of placing another.",
-            )
+            ),
+            OpenApiParameter(
+                "Purchase-Token",
+                str,
+                OpenApiParameter.HEADER,
+                description="Required by sales with require_purchase_token: from "
+                "POST /api/v1/sales/{id}/purchase-token/, single use.",
+            ),
         ],
         responses={
             201: OrderSerializer,
             202: OrderSerializer,
             200: OrderSerializer,
             400: ERROR,
+            403: ERROR,
             404: ERROR,
             409: ERROR,
             429: ERROR,
@@ -135,6 +144,7 @@ class PlaceOrderView(APIView):
             request.user,
             data.validated_data["quantity"],
             request.headers.get("Idempotency-Key"),
+            request.headers.get("Purchase-Token"),
         )
         body = OrderSerializer(placement.order).data
         if not placement.created:
@@ -143,6 +153,18 @@ class PlaceOrderView(APIView):
             )
         code = status.HTTP_202_ACCEPTED if placement.queued else status.HTTP_201_CREATED
         return Response(body, status=code)
+
+
+class PurchaseTokenView(APIView):
+    """The hidden purchase path's first step: a single-use token, issued only while live."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [OrderPlacementThrottle, OrderPlacementIPThrottle]
+
+    @extend_schema(request=None, responses={201: PurchaseTokenSerializer, 404: ERROR, 409: ERROR})
+    def post(self, request: Request, pk: int) -> Response:
+        token, ttl = purchase_token.issue(get_sale(pk), request.user.pk)
+        return Response({"token": token, "expires_in": ttl}, status=status.HTTP_201_CREATED)
 
 
 class OrderListView(generics.ListAPIView):

@@ -180,3 +180,30 @@ def test_schema_and_docs_are_served(db):
     paths = schema.json()["paths"]
     assert "/api/v1/sales/{id}/orders/" in paths
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_hidden_purchase_path(make_client):
+    """require_purchase_token: no token, a bogus one or a used one buys nothing."""
+    sale = make_sale(stock=5, per_user_limit=3)
+    Sale.objects.filter(pk=sale.pk).update(require_purchase_token=True)
+    client, other = make_client("a"), make_client("b")
+    url = f"/api/v1/sales/{sale.pk}/orders/"
+    bare = client.post(url, {"quantity": 1}, format="json")
+    assert bare.status_code == 403 and error_code(bare) == "purchase_token"
+    issued = client.post(f"/api/v1/sales/{sale.pk}/purchase-token/")
+    assert issued.status_code == 201 and issued.json()["expires_in"] > 0
+    token = issued.json()["token"]
+    stolen = other.post(url, {"quantity": 1}, format="json", HTTP_PURCHASE_TOKEN=token)
+    assert stolen.status_code == 403  # tokens are per buyer
+    first = client.post(url, {"quantity": 1}, format="json", HTTP_PURCHASE_TOKEN=token)
+    assert first.status_code == 201
+    reused = client.post(url, {"quantity": 1}, format="json", HTTP_PURCHASE_TOKEN=token)
+    assert reused.status_code == 403  # single use
+    assert Order.objects.filter(sale=sale).count() == 1
+    assert Sale.objects.get(pk=sale.pk).stock_left == 4
+
+
+def test_purchase_tokens_only_while_live(make_client):
+    sale = make_sale(starts_in=timezone.timedelta(minutes=5))
+    response = make_client().post(f"/api/v1/sales/{sale.pk}/purchase-token/")
+    assert response.status_code == 409 and error_code(response) == "not_live"
