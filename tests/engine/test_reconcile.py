@@ -3,10 +3,12 @@ never overwrites a concurrent reservation; only the elected leader acts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -204,10 +206,94 @@ def test_worker_registers_the_task():
         "app.loader.import_default_modules(); print('seckill.reconcile' in app.tasks)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.stdout.strip() == "True", (
         "seckill/tasks.py must contain: from seckill.reconcile import reconcile_task"
         f"  # noqa: F401\n{out.stderr[-2000:]}"
     )
+
+
+@pytest.mark.parametrize("strategy", ["redis_atomic", "lock"])
+def test_reconciling_during_a_crowd_never_oversells(strategy, redis_client, settings):
+    """Buyers, a persisting worker (redis_atomic) and a reconciler run at once, with drift
+    injected mid-crowd: the reconciler must repair it without ever undoing a sale."""
+    from django.db import close_old_connections, connection
+
+    from seckill.errors import SeckillError
+
+    settings.SECKILL_LOCK_WAIT = 5.0
+    total = 12
+    sale = make_sale(stock=total, strategy=strategy)
+    crowd = buyers(20, "crowd")
+    keys = sale_keys(sale.pk)
+    stock.load_mirror(sale, redis_client)
+    done = threading.Event()
+    accepted: list[int] = []
+    errors: list[BaseException] = []
+
+    def guarded(fn):
+        def run(*args):
+            try:
+                fn(*args)
+            except BaseException as exc:  # surfaced by the assertion below
+                errors.append(exc)
+            finally:
+                connection.close()
+        return run
+
+    @guarded
+    def buy(people):
+        for person in people:
+            with contextlib.suppress(SeckillError):
+                accepted.append(place_order(sale.pk, person, 1).order.pk)
+            time.sleep(0.01)
+
+    @guarded
+    def persist_worker():
+        while not done.is_set():
+            for record in stock.queued_records(sale.pk).values():
+                queue.persist(record)
+            time.sleep(0.005)
+
+    @guarded
+    def reconciler():
+        redis_client.decrby(keys.stock, 2)  # drift: two units hidden from buyers
+        while not done.is_set():
+            reconcile(sale.pk, settle=0.01)
+            close_old_connections()
+
+    threads = [threading.Thread(target=buy, args=(crowd[i::4],)) for i in range(4)]
+    helpers = [threading.Thread(target=reconciler)]
+    if strategy == "redis_atomic":
+        helpers.append(threading.Thread(target=persist_worker))
+    for t in helpers + threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    for t in helpers:
+        t.join()
+    assert not errors, errors
+    for record in stock.queued_records(sale.pk, redis_client).values():
+        queue.persist(record)
+
+    assert len(accepted) <= total
+    reconcile(sale.pk, settle=0)
+    report = audit_sale_report(sale)
+    assert report["violations"] == [], report
+    assert report["units_sold"] == len(accepted)
+    assert report["stock_left"] == total - len(accepted)
+    assert report["redis"]["stock"] == total - len(accepted)  # the hidden units are back
+
+
+def audit_sale_report(sale):
+    from seckill.audit import audit
+
+    (entry,) = audit(sale.pk, settle=0)["sales"]
+    return entry
