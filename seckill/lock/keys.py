@@ -28,7 +28,7 @@ def new_token() -> str:
 
 @dataclass(frozen=True, slots=True)
 class LockKeys:
-    """The lock key and its auxiliary keys, in the order every script expects them as KEYS.
+    """The lock key and its auxiliary keys (names must match ``scripts._KEYS``).
 
     - ``lock``: the lease, value = holder token, ``PX ttl``.
     - ``fence``: fencing counter, INCR'd on every acquisition. Persistent on purpose (a counter
@@ -52,6 +52,12 @@ class LockKeys:
     @property
     def all(self) -> tuple[str, str, str, str, str]:
         return (self.lock, self.fence, self.queue, self.waiters, self.depth)
+
+    @property
+    def script_keys(self) -> tuple[str]:
+        """KEYS passed to the scripts: the lock key only (it routes the call in a Cluster);
+        the scripts derive the auxiliary names from it exactly as :meth:`for_name` does."""
+        return (self.lock,)
 
     def wake(self, token: str) -> str:
         # Must match the Lua side: KEYS[1] .. ':wake:' .. token

@@ -136,7 +136,7 @@ class LockCore:
                     "use one Lock object per holder, or reentrant=True",
                     lock_name=self.name,
                 )
-            depth = yield Eval(REENTER, self.keys.all, (self.token, self.ttl_ms))
+            depth = yield Eval(REENTER, self.keys.script_keys, (self.token, self.ttl_ms))
             if not depth:
                 raise LockNotOwnedError(
                     f"cannot re-enter lock {self.name!r}: its lease was lost", lock_name=self.name
@@ -148,7 +148,7 @@ class LockCore:
         token = new_token()
         enqueue = 1 if blocking and timeout != 0 else 0
         args = (token, self.ttl_ms, enqueue, self._waiter_lease_ms)
-        result = yield Eval(ACQUIRE, self.keys.all, args)
+        result = yield Eval(ACQUIRE, self.keys.script_keys, args)
         if result > 0:
             return self._won(token, result)
         if not enqueue:
@@ -163,7 +163,7 @@ class LockCore:
                 if deadline is not None:
                     left = deadline - _monotonic()
                     if left <= 0:
-                        fence = yield Eval(CANCEL, self.keys.all, (token,))
+                        fence = yield Eval(CANCEL, self.keys.script_keys, (token,))
                         return self._won(token, fence) if fence > 0 else False
                     wait = min(wait, left)
                 if self._max_block is not None:
@@ -171,14 +171,15 @@ class LockCore:
                 popped = yield BlockPop(wake, max(wait, 0.01))
                 if popped is not None:
                     return self._won(token, int(popped[1]))
-                result = yield Eval(ACQUIRE, self.keys.all, args)  # also renews our queue entry
+                # Re-poll: takes the lock if it fell free, and renews our queue entry.
+                result = yield Eval(ACQUIRE, self.keys.script_keys, args)
                 if result > 0:
                     return self._won(token, result)
         except LockError:
             # Redis failed while we waited: try to leave the queue; if even that fails, our
             # entry's liveness lease makes releasers skip it soon.
             with contextlib.suppress(LockError):
-                yield Eval(CANCEL, self.keys.all, (token,))
+                yield Eval(CANCEL, self.keys.script_keys, (token,))
             raise
 
     def _release_steps(self) -> Steps:
@@ -189,7 +190,7 @@ class LockCore:
                 lock_name=self.name,
             )
         try:
-            result = yield Eval(RELEASE, self.keys.all, (token, 1 if self.reentrant else 0))
+            result = yield Eval(RELEASE, self.keys.script_keys, (token, 1 if self.reentrant else 0))
         except LockError:
             self._forget()  # state unknown; the lease ends by its TTL at the latest
             raise
@@ -213,7 +214,7 @@ class LockCore:
             args = (self.token, self.ttl_ms, 0)
         else:
             args = (self.token, seconds_to_ms(additional, "additional"), 1)
-        if not (yield Eval(EXTEND, self.keys.all, args)):
+        if not (yield Eval(EXTEND, self.keys.script_keys, args)):
             raise LockNotOwnedError(
                 f"cannot extend lock {self.name!r}: its lease was lost", lock_name=self.name
             )
@@ -221,7 +222,7 @@ class LockCore:
 
     def _renew_steps(self, token: str) -> Steps:
         """One watchdog renewal: reset the lease to ``ttl`` only if ``token`` still owns it."""
-        return bool((yield Eval(EXTEND, self.keys.all, (token, self.ttl_ms, 0))))
+        return bool((yield Eval(EXTEND, self.keys.script_keys, (token, self.ttl_ms, 0))))
 
     def _owned_steps(self) -> Steps:
         if self.token is None:

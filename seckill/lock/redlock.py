@@ -72,7 +72,7 @@ class Redlock:
         results, errors = [], 0
         for client in self.clients:
             try:
-                results.append(int(run_script(client, script, self.keys.all, args)))
+                results.append(int(run_script(client, script, self.keys.script_keys, args)))
             except UNREACHABLE:
                 errors += 1
         return results, errors

@@ -1,8 +1,10 @@
 """The Lua scripts: every state change of a lock is one atomic compare-and-act on the server.
 
-Shared by the sync, asyncio and Redlock front ends. KEYS are always ``LockKeys.all``:
-lock, fence, queue, waiters, depth. The per-waiter wake list ``<lock>:wake:<token>`` is built
-inside the script from KEYS[1]; it shares KEYS[1]'s hash tag, hence its Cluster slot.
+Shared by the sync, asyncio and Redlock front ends. KEYS is just the lock key K (it routes the
+call in a Cluster); the auxiliary keys K:fence, K:queue, K:waiters, K:depth and the per-waiter
+wake list K:wake:<token> are derived from it inside the script (see ``keys.LockKeys``). They
+share K's hash tag, hence its Cluster slot (Redis 7 lets a script touch undeclared keys of the
+slot it runs for). One key to pack and parse also keeps the hot path as cheap as a bare SET.
 
 Return conventions (integers, cheap to parse):
 
@@ -33,8 +35,13 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
+_KEYS = """
+local K = KEYS[1]
+local FENCE, QUEUE, WAITERS, DEPTH = K .. ':fence', K .. ':queue', K .. ':waiters', K .. ':depth'
+"""
+
 # Helpers prepended to the scripts that may hand the lock to a waiter.
-_PRELUDE = """
+_PRELUDE = _KEYS + """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,17 +53,17 @@ end
 local function hand_off(me)
   local now = nil
   while true do
-    local w = redis.call('LPOP', KEYS[3])
+    local w = redis.call('LPOP', QUEUE)
     if not w then return false, nil end
-    local info = redis.call('HGET', KEYS[4], w)
+    local info = redis.call('HGET', WAITERS, w)
     if info then
-      redis.call('HDEL', KEYS[4], w)
+      redis.call('HDEL', WAITERS, w)
       now = now or now_ms()
       local deadline, ttl = string.match(info, '^(%d+):(%d+)$')
       if tonumber(deadline) >= now then
         redis.call('SET', KEYS[1], w, 'PX', ttl)
-        redis.call('DEL', KEYS[5])
-        local fence = redis.call('INCR', KEYS[2])
+        redis.call('DEL', DEPTH)
+        local fence = redis.call('INCR', FENCE)
         if w ~= me then
           local wake = KEYS[1] .. ':wake:' .. w
           redis.call('RPUSH', wake, fence)
@@ -75,11 +82,12 @@ local token = ARGV[1]
 local holder = redis.call('GET', KEYS[1])
 if not holder then
   local w, fence = false, nil
-  if redis.call('EXISTS', KEYS[3]) == 1 then w, fence = hand_off(token) end
+  if redis.call('EXISTS', QUEUE) == 1 then w, fence = hand_off(token) end
   if not w then
+    -- No stale K:depth can exist here: it always gets the lease's exact expiry, is deleted
+    -- on release and on hand-off, and RELEASE reads it only for reentrant holders.
     redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
-    redis.call('DEL', KEYS[5])
-    return redis.call('INCR', KEYS[2])
+    return redis.call('INCR', FENCE)
   end
   if w == token then return fence end
 elseif holder == token then
@@ -87,14 +95,14 @@ elseif holder == token then
   local wake = KEYS[1] .. ':wake:' .. token
   local fence = redis.call('LPOP', wake)
   redis.call('DEL', wake)
-  return tonumber(fence or redis.call('GET', KEYS[2]))
+  return tonumber(fence or redis.call('GET', FENCE))
 end
 if ARGV[3] == '1' then
   local lease = tonumber(ARGV[4])
   local info = (now_ms() + lease) .. ':' .. ARGV[2]
-  if redis.call('HSET', KEYS[4], token, info) == 1 then redis.call('RPUSH', KEYS[3], token) end
-  redis.call('PEXPIRE', KEYS[3], 2 * lease)
-  redis.call('PEXPIRE', KEYS[4], 2 * lease)
+  if redis.call('HSET', WAITERS, token, info) == 1 then redis.call('RPUSH', QUEUE, token) end
+  redis.call('PEXPIRE', QUEUE, 2 * lease)
+  redis.call('PEXPIRE', WAITERS, 2 * lease)
 end
 local pttl = redis.call('PTTL', KEYS[1])
 if pttl < 0 then return -1 end
@@ -102,11 +110,11 @@ return -1 - pttl
 """)
 
 # ARGV: token, ttl_ms
-REENTER = Script("reenter", """
+REENTER = Script("reenter", _KEYS + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local extra = redis.call('INCR', KEYS[5])
+local extra = redis.call('INCR', DEPTH)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[5], ARGV[2])
+redis.call('PEXPIRE', DEPTH, ARGV[2])
 return extra + 1
 """)
 
@@ -114,22 +122,22 @@ return extra + 1
 RELEASE = Script("release", _PRELUDE + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' then
-  local extra = tonumber(redis.call('GET', KEYS[5]) or '0')
+  local extra = tonumber(redis.call('GET', DEPTH) or '0')
   if extra > 1 then
-    redis.call('DECR', KEYS[5])
+    redis.call('DECR', DEPTH)
     return 2
   elseif extra == 1 then
-    redis.call('DEL', KEYS[5])
+    redis.call('DEL', DEPTH)
     return 2
   end
 end
-if redis.call('EXISTS', KEYS[3]) == 1 and hand_off(false) then return 1 end
+if redis.call('EXISTS', QUEUE) == 1 and hand_off(false) then return 1 end
 redis.call('DEL', KEYS[1])
 return 1
 """)
 
 # ARGV: token, ms, add (0: set the lease to ms; 1: add ms to what is left)
-EXTEND = Script("extend", """
+EXTEND = Script("extend", _KEYS + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local ms = tonumber(ARGV[2])
 if ARGV[3] == '1' then
@@ -137,19 +145,19 @@ if ARGV[3] == '1' then
   if left > 0 then ms = ms + left end
 end
 redis.call('PEXPIRE', KEYS[1], ms)
-redis.call('PEXPIRE', KEYS[5], ms)
+redis.call('PEXPIRE', DEPTH, ms)
 return 1
 """)
 
 # ARGV: token. A waiter gives up: leave the queue; if the lock reached us meanwhile, keep it.
-CANCEL = Script("cancel", """
+CANCEL = Script("cancel", _KEYS + """
 local wake = KEYS[1] .. ':wake:' .. ARGV[1]
-redis.call('LREM', KEYS[3], 0, ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('LREM', QUEUE, 0, ARGV[1])
+redis.call('HDEL', WAITERS, ARGV[1])
 local fence = redis.call('LPOP', wake)
 redis.call('DEL', wake)
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return tonumber(fence or redis.call('GET', KEYS[2]))
+  return tonumber(fence or redis.call('GET', FENCE))
 end
 return 0
 """)
