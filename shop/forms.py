@@ -12,6 +12,9 @@ class BuyForm(forms.Form):
 
     quantity = forms.IntegerField(label="Quantity", initial=1)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    # Sales with require_purchase_token: the page's script asks the API for a single-use token
+    # as the buyer presses Buy, and sends it along.
+    purchase_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 
 
 class SignupForm(UserCreationForm):

@@ -67,8 +67,9 @@ ERROR_COPY: dict[str, Copy] = {
         "a minute.",
     ),
     "purchase_token": Copy(
-        "Your purchase pass expired",
-        "Reload the page to get a fresh one, then press Buy again.",
+        "This sale needs a purchase pass",
+        "The page fetches a single-use pass as you press Buy (JavaScript must be on). Reload the "
+        "page and press Buy again.",
     ),
     "invalid_state": Copy(
         "That can't be done now", "The order has moved on; the page shows its current status."

@@ -79,7 +79,7 @@ def buy(request: HttpRequest, sale_id: int) -> HttpResponse:
     try:
         placement = place_order(
             sale.pk, request.user, form.cleaned_data["quantity"],
-            form.cleaned_data["idempotency_key"],
+            form.cleaned_data["idempotency_key"], form.cleaned_data["purchase_token"],
         )
     except NotFound:
         raise

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-# The page tests' autouse fixtures: plain static files, cheap password hashing, empty Redis.
+# The page tests' fixtures: cheap password hashing and an empty Redis (autouse), users.
 from tests.pages.conftest import (  # noqa: F401
     PASSWORD,
     _empty_redis,
     fast_password_hashing,
     make_user,
-    static_storage,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from seckill.models import Order, OrderStatus
+from seckill.models import Order, OrderStatus, Sale
 from seckill.placement import place_order
 from tests.browser.conftest import PASSWORD
 from tests.engine.factories import make_sale
@@ -123,3 +123,15 @@ def test_double_click_and_resubmits_place_one_order(new_context, make_user):
     assert urls and all(ORDER_URL.search(url) for url in urls), urls
     assert len(set(urls)) == 1
     assert Order.objects.filter(buyer=carol).count() == 2
+
+
+def test_purchase_token_sale_buys_with_one_click(new_context, make_user):
+    """The page fetches the single-use purchase token as the buyer presses Buy."""
+    sale = make_sale(stock=2)
+    Sale.objects.filter(pk=sale.pk).update(require_purchase_token=True)
+    dave = make_user("dave")
+    page = new_context(dave).new_page()
+    page.goto(f"/sales/{sale.pk}/")
+    with page.expect_navigation(url=ORDER_URL):
+        buy_button(page).click()
+    assert Order.objects.filter(buyer=dave, sale=sale).count() == 1

@@ -12,15 +12,6 @@ PASSWORD = "pw-1234-long-enough"
 
 
 @pytest.fixture(autouse=True)
-def static_storage(settings):
-    """Plain static storage: the manifest storage used with DEBUG off needs collectstatic."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
-@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Sign-ups and logins are not what these tests measure: skip PBKDF2's deliberate cost."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

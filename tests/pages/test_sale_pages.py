@@ -228,3 +228,28 @@ def test_buy_needs_csrf_token(make_user):
 def test_buy_is_post_only(login):
     sale = make_sale()
     assert login().get(f"/sales/{sale.pk}/buy/").status_code == 405
+
+
+def test_purchase_token_sale(login):
+    """Sales with require_purchase_token: the form carries the token the page's script fetched
+    from the API; without one the buyer is told what is missing."""
+    from seckill import purchase_token
+
+    sale = make_sale(stock=3)
+    Sale.objects.filter(pk=sale.pk).update(require_purchase_token=True)
+    sale.refresh_from_db()
+    client = login()
+    html = client.get(f"/sales/{sale.pk}/").content.decode()
+    assert f'data-token-url="/api/v1/sales/{sale.pk}/purchase-token/"' in html
+    assert 'name="purchase_token"' in html
+
+    refused = buy(client, sale, "web-t1")
+    assert refused.status_code == 403 and error_code(refused) == "purchase_token"
+    assert "This sale needs a purchase pass" in refused.content.decode()
+
+    token, _ = purchase_token.issue(sale, client.user.pk)
+    placed = client.post(
+        f"/sales/{sale.pk}/buy/",
+        {"quantity": 1, "idempotency_key": "web-t1", "purchase_token": token},
+    )
+    assert placed.status_code == 302 and Order.objects.count() == 1

@@ -129,10 +129,15 @@
     window.setTimeout(poll, LIST_POLL_MS);
   }
 
-  /* A double click submits once from here; the server's Idempotency-Key covers the rest. */
+  /* A double click submits once from here; the server's Idempotency-Key covers the rest.
+   * Sales that need a purchase token get one from the API as the buyer presses Buy (tokens are
+   * single-use and short-lived, so never earlier); if that fails the form is sent anyway and
+   * the server's answer says why. */
   function guardBuyForm(form) {
-    form.addEventListener("submit", function () {
-      var button = form.querySelector("[data-buy-button]");
+    var button = form.querySelector("[data-buy-button]");
+    var tokenUrl = form.getAttribute("data-token-url");
+
+    function markSubmitting() {
       form.setAttribute("data-submitting", "");
       form.setAttribute("aria-busy", "true");
       if (button) {
@@ -142,6 +147,32 @@
           button.textContent = "Placing order…";
         }, 0);
       }
+    }
+
+    function fetchTokenThenSubmit() {
+      var csrf = form.querySelector("[name=csrfmiddlewaretoken]");
+      fetch(tokenUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": csrf ? csrf.value : "" },
+      })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (body) {
+          if (body && body.token) form.elements.purchase_token.value = body.token;
+        })
+        .catch(function () {})
+        .finally(function () { form.submit(); });
+    }
+
+    form.addEventListener("submit", function (event) {
+      if (tokenUrl) {
+        event.preventDefault();
+        if (form.hasAttribute("data-submitting")) return;
+        markSubmitting();
+        fetchTokenThenSubmit();
+        return;
+      }
+      markSubmitting();
     });
   }
 
