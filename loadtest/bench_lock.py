@@ -77,6 +77,7 @@ class Case:
 CASES = [
     Case("bare SET NX PX + EVALSHA", Bare, contended=False),
     Case("seckill.lock.Lock", lambda c, k: Lock(c, k, ttl=10)),
+    Case("seckill Lock (fair=False)", lambda c, k: Lock(c, k, ttl=10, fair=False)),
     Case("redis-py Lock (sleep 0.1)", lambda c, k: c.lock(k, timeout=10)),
     Case("redis-py Lock (sleep 1ms)", lambda c, k: c.lock(k, timeout=10, sleep=0.001)),
     Case("python-redis-lock", lambda c, k: redis_lock.Lock(c, k, expire=10)),

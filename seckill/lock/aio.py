@@ -46,12 +46,13 @@ class AsyncLock(LockCore):
         watchdog: bool = False,
         *,
         reentrant: bool = False,
+        fair: bool = True,
         blocking_timeout: float | None = None,
         poll_interval: float = 1.0,
         on_lost: Callable[[AsyncLock], None] | None = None,
     ) -> None:
         super().__init__(
-            name, ttl=ttl, reentrant=reentrant, blocking_timeout=blocking_timeout,
+            name, ttl=ttl, reentrant=reentrant, fair=fair, blocking_timeout=blocking_timeout,
             poll_interval=poll_interval, on_lost=on_lost,
         )
         self.redis = redis

@@ -43,6 +43,9 @@ class Lock(LockCore):
     ``ttl`` is the lease in seconds. With ``watchdog=True`` a daemon thread renews the lease
     every ``ttl/3`` while this holder still owns it; a lost lease sets ``lease_lost`` and calls
     ``on_lost(lock)``. ``blocking_timeout`` bounds the wait of ``with lock:`` (LockTimeout).
+    ``fair=True`` (default) hands the lock to waiters in FIFO order; ``fair=False`` lets a
+    newcomer take a free lock ahead of woken waiters. ``poll_interval`` bounds how long a
+    waiter sleeps without a wake-up before re-checking (only matters if a holder dies).
     """
 
     def __init__(
@@ -53,12 +56,13 @@ class Lock(LockCore):
         watchdog: bool = False,
         *,
         reentrant: bool = False,
+        fair: bool = True,
         blocking_timeout: float | None = None,
         poll_interval: float = 1.0,
         on_lost: Callable[[Lock], None] | None = None,
     ) -> None:
         super().__init__(
-            name, ttl=ttl, reentrant=reentrant, blocking_timeout=blocking_timeout,
+            name, ttl=ttl, reentrant=reentrant, fair=fair, blocking_timeout=blocking_timeout,
             poll_interval=poll_interval, on_lost=on_lost,
         )
         self.redis = redis

@@ -12,6 +12,9 @@ Waiting protocol (why contended acquisition costs ~3 commands, not hundreds):
    owns the lock - no race, no second attempt - which makes hand-off FIFO-fair.
 4. If nobody releases (holder crashed, lease ran out), the waiter re-runs ``ACQUIRE`` after a
    bounded poll (at most ``poll_interval``, sooner if the holder's lease ends sooner).
+
+``fair=False`` trades the FIFO guarantee for barging: release frees the lock and only *wakes*
+the first waiter (a 0 in its wake list), which then races newcomers with another ``ACQUIRE``.
 """
 
 from __future__ import annotations
@@ -92,11 +95,13 @@ class LockCore:
         *,
         ttl: float = 10.0,
         reentrant: bool = False,
+        fair: bool = True,
         blocking_timeout: float | None = None,
         poll_interval: float = 1.0,
         on_lost: Callable[[Any], None] | None = None,
     ) -> None:
         self.name = name
+        self.fair = fair
         self.keys = LockKeys.for_name(name)
         self.key = self.keys.lock
         self.ttl = ttl
@@ -147,7 +152,7 @@ class LockCore:
             raise ValueError("timeout must be >= 0 or None")
         token = new_token()
         enqueue = 1 if blocking and timeout != 0 else 0
-        args = (token, self.ttl_ms, enqueue, self._waiter_lease_ms)
+        args = (token, self.ttl_ms, enqueue, self._waiter_lease_ms, 1 if self.fair else 0)
         result = yield Eval(ACQUIRE, self.keys.script_keys, args)
         if result > 0:
             return self._won(token, result)
@@ -169,8 +174,9 @@ class LockCore:
                 if self._max_block is not None:
                     wait = min(wait, self._max_block)
                 popped = yield BlockPop(wake, max(wait, 0.01))
-                if popped is not None:
-                    return self._won(token, int(popped[1]))
+                if popped is not None and int(popped[1]) > 0:
+                    return self._won(token, int(popped[1]))  # handed over: already ours
+                # Poll timeout, or (unfair mode) woken to race for the free lock.
                 # Re-poll: takes the lock if it fell free, and renews our queue entry.
                 result = yield Eval(ACQUIRE, self.keys.script_keys, args)
                 if result > 0:
@@ -190,7 +196,8 @@ class LockCore:
                 lock_name=self.name,
             )
         try:
-            result = yield Eval(RELEASE, self.keys.script_keys, (token, 1 if self.reentrant else 0))
+            args = (token, 1 if self.reentrant else 0, 1 if self.fair else 0)
+            result = yield Eval(RELEASE, self.keys.script_keys, args)
         except LockError:
             self._forget()  # state unknown; the lease ends by its TTL at the latest
             raise

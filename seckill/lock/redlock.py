@@ -80,14 +80,14 @@ class Redlock:
     def _try_once(self) -> bool:
         token = new_token()
         start = time.monotonic()
-        results, _ = self._on_all(ACQUIRE, (token, self.ttl_ms, 0, 0))
+        results, _ = self._on_all(ACQUIRE, (token, self.ttl_ms, 0, 0, 0))
         fences = [r for r in results if r > 0]
         validity = self.ttl - (time.monotonic() - start) - self.drift
         if len(fences) >= self.quorum and validity > 0:
             self.token, self.fence, self.lease_lost = token, max(fences), False
             self.valid_until = start + self.ttl - self.drift
             return True
-        self._on_all(RELEASE, (token, 0))  # undo the minority we did get
+        self._on_all(RELEASE, (token, 0, 0))  # undo the minority we did get
         return False
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
@@ -137,7 +137,7 @@ class Redlock:
             raise LockNotOwnedError(f"cannot release Redlock {self.name!r}: not acquired",
                                     lock_name=self.name)
         self.token = None
-        results, errors = self._on_all(RELEASE, (token, 0))
+        results, errors = self._on_all(RELEASE, (token, 0, 0))
         released = sum(1 for r in results if r == 1)
         if released >= self.quorum:
             return

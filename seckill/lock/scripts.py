@@ -15,6 +15,8 @@ Return conventions (integers, cheap to parse):
   0 not the owner.
 - EXTEND: 1 extended, 0 not the owner.
 - CANCEL: fence if the lock was handed to this waiter just before it gave up, else 0.
+- A wake list holds the handed-over fence, or 0 for "the lock is free, race for it"
+  (unfair mode only).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ end
 
 -- Give the (free) lock to the first waiter whose liveness lease has not run out, skipping
 -- dead ones. The new holder's fence is pushed to its wake list, unless it is `me` (the
--- caller itself, which gets the fence as the script's return value).
-local function hand_off(me)
+-- caller itself, which gets the fence as the script's return value). With give == false
+-- (unfair mode) the waiter is only woken (a 0 in its wake list) to race for the free lock.
+local function hand_off(me, give)
   local now = nil
   while true do
     local w = redis.call('LPOP', QUEUE)
@@ -61,11 +64,14 @@ local function hand_off(me)
       now = now or now_ms()
       local deadline, ttl = string.match(info, '^(%d+):(%d+)$')
       if tonumber(deadline) >= now then
-        redis.call('SET', KEYS[1], w, 'PX', ttl)
-        redis.call('DEL', DEPTH)
-        local fence = redis.call('INCR', FENCE)
+        local fence = 0
+        if give then
+          redis.call('SET', K, w, 'PX', ttl)
+          redis.call('DEL', DEPTH)
+          fence = redis.call('INCR', FENCE)
+        end
         if w ~= me then
-          local wake = KEYS[1] .. ':wake:' .. w
+          local wake = K .. ':wake:' .. w
           redis.call('RPUSH', wake, fence)
           redis.call('PEXPIRE', wake, ttl)
         end
@@ -76,23 +82,24 @@ local function hand_off(me)
 end
 """
 
-# ARGV: token, ttl_ms, enqueue (0/1), waiter_lease_ms
+# ARGV: token, ttl_ms, enqueue (0/1), waiter_lease_ms, fair (0/1)
 ACQUIRE = Script("acquire", _PRELUDE + """
 local token = ARGV[1]
-local holder = redis.call('GET', KEYS[1])
+local holder = redis.call('GET', K)
 if not holder then
   local w, fence = false, nil
-  if redis.call('EXISTS', QUEUE) == 1 then w, fence = hand_off(token) end
+  if ARGV[5] == '1' and redis.call('EXISTS', QUEUE) == 1 then w, fence = hand_off(token, true) end
   if not w then
     -- No stale K:depth can exist here: it always gets the lease's exact expiry, is deleted
     -- on release and on hand-off, and RELEASE reads it only for reentrant holders.
-    redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+    redis.call('SET', K, token, 'PX', ARGV[2])
+    if ARGV[5] ~= '1' then redis.call('HDEL', WAITERS, token) end  -- unfair: left the queue
     return redis.call('INCR', FENCE)
   end
   if w == token then return fence end
 elseif holder == token then
   -- Handed to us while we were between BLPOP and this re-poll: collect the fence.
-  local wake = KEYS[1] .. ':wake:' .. token
+  local wake = K .. ':wake:' .. token
   local fence = redis.call('LPOP', wake)
   redis.call('DEL', wake)
   return tonumber(fence or redis.call('GET', FENCE))
@@ -104,23 +111,23 @@ if ARGV[3] == '1' then
   redis.call('PEXPIRE', QUEUE, 2 * lease)
   redis.call('PEXPIRE', WAITERS, 2 * lease)
 end
-local pttl = redis.call('PTTL', KEYS[1])
+local pttl = redis.call('PTTL', K)
 if pttl < 0 then return -1 end
 return -1 - pttl
 """)
 
 # ARGV: token, ttl_ms
 REENTER = Script("reenter", _KEYS + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', K) ~= ARGV[1] then return 0 end
 local extra = redis.call('INCR', DEPTH)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', K, ARGV[2])
 redis.call('PEXPIRE', DEPTH, ARGV[2])
 return extra + 1
 """)
 
-# ARGV: token, reentrant (0/1)
+# ARGV: token, reentrant (0/1), fair (0/1)
 RELEASE = Script("release", _PRELUDE + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', K) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' then
   local extra = tonumber(redis.call('GET', DEPTH) or '0')
   if extra > 1 then
@@ -131,32 +138,37 @@ if ARGV[2] == '1' then
     return 2
   end
 end
-if redis.call('EXISTS', QUEUE) == 1 and hand_off(false) then return 1 end
-redis.call('DEL', KEYS[1])
+if ARGV[3] == '1' then
+  if redis.call('EXISTS', QUEUE) == 1 and hand_off(false, true) then return 1 end
+  redis.call('DEL', K)
+else
+  redis.call('DEL', K)
+  if redis.call('EXISTS', QUEUE) == 1 then hand_off(false, false) end
+end
 return 1
 """)
 
 # ARGV: token, ms, add (0: set the lease to ms; 1: add ms to what is left)
 EXTEND = Script("extend", _KEYS + """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', K) ~= ARGV[1] then return 0 end
 local ms = tonumber(ARGV[2])
 if ARGV[3] == '1' then
-  local left = redis.call('PTTL', KEYS[1])
+  local left = redis.call('PTTL', K)
   if left > 0 then ms = ms + left end
 end
-redis.call('PEXPIRE', KEYS[1], ms)
+redis.call('PEXPIRE', K, ms)
 redis.call('PEXPIRE', DEPTH, ms)
 return 1
 """)
 
 # ARGV: token. A waiter gives up: leave the queue; if the lock reached us meanwhile, keep it.
 CANCEL = Script("cancel", _KEYS + """
-local wake = KEYS[1] .. ':wake:' .. ARGV[1]
+local wake = K .. ':wake:' .. ARGV[1]
 redis.call('LREM', QUEUE, 0, ARGV[1])
 redis.call('HDEL', WAITERS, ARGV[1])
 local fence = redis.call('LPOP', wake)
 redis.call('DEL', wake)
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if redis.call('GET', K) == ARGV[1] then
   return tonumber(fence or redis.call('GET', FENCE))
 end
 return 0

@@ -131,23 +131,48 @@ def test_blocked_waiters_are_woken_in_fifo_order(redis_client) -> None:
     assert order == [0, 1, 2, 3]
 
 
-def test_waiter_wakes_on_release_not_on_poll(redis_client) -> None:
-    """A waiter with a long poll interval still gets the lock right after release."""
-    holder = Lock(redis_client, "wake", ttl=60)
+@pytest.mark.parametrize("fair", [True, False])
+def test_waiter_wakes_on_release_not_on_poll(redis_client, fair) -> None:
+    """A waiter with a long poll interval still gets the lock right after release (fair: it
+    is handed the lock; unfair: it is woken to take the free lock)."""
+    holder = Lock(redis_client, "wake", ttl=60, fair=fair)
     holder.acquire()
     got = threading.Event()
 
     def wait() -> None:
-        if Lock(redis_client, "wake", ttl=60, poll_interval=60).acquire(timeout=60):
+        lock = Lock(redis_client, "wake", ttl=60, poll_interval=60, fair=fair)
+        if lock.acquire(timeout=60):
             got.set()
+            lock.release()
 
     t = threading.Thread(target=wait)
     t.start()
     while not redis_client.llen(holder.keys.queue):
         time.sleep(0.01)
     holder.release()
-    assert got.wait(30)  # far below the 60 s poll: woken by the hand-off
+    assert got.wait(30)  # far below the 60 s poll: woken by the release
     t.join()
+    assert set(redis_client.keys("*")) == {holder.keys.fence.encode()}
+
+
+def test_unfair_try_lock_may_barge_fair_one_may_not(redis_client) -> None:
+    """With waiters queued and the lock just fallen free, a fair try-lock hands the lock to
+    the queue head; an unfair one takes it."""
+    for fair, barges in ((True, False), (False, True)):
+        redis_client.flushdb()
+        holder = Lock(redis_client, "barge", ttl=60)
+        holder.acquire()
+        waiter = threading.Thread(
+            target=lambda: Lock(redis_client, "barge", ttl=5, poll_interval=30).acquire(timeout=3)
+        )
+        waiter.start()
+        while not redis_client.exists(holder.keys.queue):
+            time.sleep(0.01)
+        # The lease ends without a release (so no wake-up); the waiter's next poll is 30 s away.
+        redis_client.delete(holder.key)
+        barger = Lock(redis_client, "barge", ttl=5, fair=fair)
+        assert barger.acquire(blocking=False) is barges
+        waiter.join()
 
 
 def test_timed_out_waiter_leaves_no_trace(redis_client) -> None:
