@@ -14,7 +14,6 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import redis
 from django.db.models import Count
@@ -293,7 +292,7 @@ class SaleHealth:
     redis: dict | None
     redis_error: str | None
     by_status: dict[str, int]
-    audit: Any = None
+    audit: SaleAudit | None = None
     statuses: list[str] = field(default_factory=lambda: [s.value for s in OrderStatus])
 
     @property
@@ -323,18 +322,38 @@ def _mirror(sale_id: int) -> tuple[dict | None, str | None]:
 
 
 @dataclass(frozen=True)
+class SaleAudit:
+    """One sale's part of the audit report: violations break an invariant, warnings do not."""
+
+    violations: list[dict]
+    warnings: list[dict]
+    entry: dict
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+@dataclass(frozen=True)
 class AuditResult:
+    """seckill.audit.audit()'s report, or why there is none."""
+
     available: bool
     ok: bool | None = None
     report: dict | None = None
     error: str | None = None
 
-    def for_sale(self, sale_id: int) -> Any:
+    @property
+    def violations(self) -> list[dict]:
+        """Violations not tied to one sale."""
+        return list((self.report or {}).get("violations", []))
+
+    def for_sale(self, sale_id: int) -> SaleAudit | None:
         for entry in (self.report or {}).get("sales", []):
-            if isinstance(entry, dict) and any(
-                entry.get(key) == sale_id for key in ("sale_id", "id", "sale")
-            ):
-                return entry
+            if entry.get("sale_id") == sale_id:
+                return SaleAudit(
+                    list(entry.get("violations", [])), list(entry.get("warnings", [])), entry
+                )
         return None
 
 

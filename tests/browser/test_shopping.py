@@ -135,3 +135,22 @@ def test_purchase_token_sale_buys_with_one_click(new_context, make_user):
     with page.expect_navigation(url=ORDER_URL):
         buy_button(page).click()
     assert Order.objects.filter(buyer=dave, sale=sale).count() == 1
+
+
+def test_staff_dashboard_compares_stock_and_resets_a_sale(new_context, make_user, artifacts):
+    sale = make_sale(stock=4, per_user_limit=2)
+    buyer = get_user_model().objects.create_user("eve")
+    place_order(sale.pk, buyer, 2)
+    page = new_context(make_user("boss", staff=True)).new_page()
+    page.goto("/staff/")
+    row = page.locator(f'tr[data-sale-id="{sale.pk}"]')
+    expect(row.locator('[data-field="db-stock"]')).to_have_text("2 / 4")
+    expect(row.locator('[data-field="redis-stock"]')).to_contain_text("(in sync)")
+    expect(row.locator('[data-field="orders"]')).to_contain_text("pending_payment: 1")
+    page.screenshot(path=artifacts / "staff-dashboard.png", full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())  # "Reset sale #…?" confirmation
+    row.get_by_role("button", name=f"Reset sale #{sale.pk}").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Sale {sale.pk} reset")
+    expect(row.locator('[data-field="db-stock"]')).to_have_text("4 / 4")
+    assert not Order.objects.filter(sale=sale).exists()

@@ -80,25 +80,34 @@ def test_unmirrored_sale(login):
     assert "not mirrored" in cell(html, sale, "redis-stock")
 
 
+OVERSOLD = {"invariant": 1, "code": "oversold", "message": "sold 6 of 5"}
+
+
 @pytest.mark.parametrize(
-    ("answer", "marker", "row_text"),
+    ("violations", "marker", "row_text"),
     [
-        ({"ok": True, "sales": "ROW_OK"}, 'data-audit="ok"', "ok"),
-        ({"ok": False, "sales": "ROW_BAD"}, 'data-audit="failed"', "problem"),
-        (RuntimeError("boom"), 'data-audit="error"', None),
+        ([], 'data-audit="ok"', "ok"),
+        ([OVERSOLD], 'data-audit="failed"', "1 violation"),
     ],
 )
-def test_audit_verdicts(login, fake_audit, answer, marker, row_text):
+def test_audit_verdicts(login, fake_audit, violations, marker, row_text):
     sale = make_sale(stock=5)
-    if isinstance(answer, dict):
-        answer = {**answer, "sales": [{"sale_id": sale.pk, "ok": answer["ok"], "checks": []}]}
-    fake_audit(answer)
+    fake_audit({
+        "ok": not violations, "violations": [],
+        "sales": [{"sale_id": sale.pk, "violations": violations, "warnings": []}],
+    })
     html = login("boss", staff=True).get("/staff/").content.decode()
     assert marker in html
-    if row_text:
-        assert row_text in cell(html, sale, "audit")
-    else:
-        assert "RuntimeError: boom" in html
+    assert row_text in cell(html, sale, "audit")
+    if violations:
+        assert "<code>oversold</code>: sold 6 of 5" in cell(html, sale, "audit")
+
+
+def test_audit_that_fails_to_run(login, fake_audit):
+    make_sale(stock=5)
+    fake_audit(RuntimeError("boom"))
+    html = login("boss", staff=True).get("/staff/").content.decode()
+    assert 'data-audit="error"' in html and "RuntimeError: boom" in html
 
 
 def test_missing_audit_module_is_reported(login, monkeypatch):
@@ -107,11 +116,22 @@ def test_missing_audit_module_is_reported(login, monkeypatch):
     assert 'data-audit="missing"' in html
 
 
-def test_real_audit_when_present(login):
+def test_real_audit(login, users):
+    """seckill.audit itself: a healthy sale passes; stock that vanished is a violation."""
     pytest.importorskip("seckill.audit", reason="seckill.audit not written yet")
-    make_sale(stock=5)
-    html = login("boss", staff=True).get("/staff/").content.decode()
+    healthy, broken = make_sale(stock=5), make_sale(stock=5)
+    for sale, user in zip((healthy, broken), users(2), strict=True):
+        place_order(sale.pk, user, 1)
+    client = login("boss", staff=True)
+    html = client.get("/staff/").content.decode()
     assert 'data-audit="ok"' in html
+    assert cell(html, healthy, "audit").startswith('<span class="good">ok')
+
+    Sale.objects.filter(pk=broken.pk).update(stock_left=1)  # 4 units lost: not conserved
+    html = client.get("/staff/").content.decode()
+    assert 'data-audit="failed"' in html
+    assert "violation" in cell(html, broken, "audit")
+    assert cell(html, healthy, "audit").startswith('<span class="good">ok')
 
 
 def test_reset_restocks_and_deletes_orders(login, users):
