@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from seckill.ids import parse_order_id
 from seckill.keys import sale_keys
-from seckill.models import Order, Sale
+from seckill.models import Order, Sale, Strategy
 from seckill.reconcile import Observation, observe
 from seckill.stock import units_by_buyer
 from shop.redis_client import get_redis
@@ -191,11 +191,14 @@ def audit_sale(
                   "tolerance_ms": id_tolerance.total_seconds() * 1000}
     if len({order_id for order_id, _ in rows}) != len(rows):
         violations.append(problem(4, "duplicate_ids", "order ids repeat"))
-    if inversions >= 3 and 2 * inversions > len(rows):
+    # redis_atomic rows are created when Celery persists them, in no particular order: their
+    # created_at says nothing about when the id was issued, so inversions are only noted.
+    gross = inversions >= 3 and 2 * inversions > len(rows)
+    if gross and sale.strategy != Strategy.REDIS_ATOMIC:
         violations.append(problem(4, "ids_not_increasing", f"{inversions} of {len(rows)} "
                                   "orders have a smaller id than an earlier order"))
     elif inversions:
-        out["warnings"].append(problem(4, "id_inversions", f"{inversions} small inversions"))
+        out["warnings"].append(problem(4, "id_inversions", f"{inversions} inversions"))
     # 5. Every order refers to a buyer that exists (the sale exists: we came from it).
     users = get_user_model().objects.values("pk")
     missing_buyers = orders.exclude(buyer_id__in=users).count()

@@ -134,7 +134,9 @@ class Node:
     def __init__(self, redis_url: str, node_id: str, ttl: float) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", NODE, redis_url, NAME, str(ttl), node_id],
-            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         self.terms: queue.Queue[int] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
