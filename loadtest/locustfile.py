@@ -11,8 +11,8 @@ Configured by environment variables that ``python -m loadtest`` sets:
 
 Scenarios are user classes (pass their names on Locust's command line):
 
-- :class:`FlashBuyer`: arrives once, tries once; a 429 ``busy`` is honoured (Retry-After) a few
-  times with the same Idempotency-Key — still one purchase intent.
+- :class:`FlashBuyer`: arrives once, tries once; a 429 ``busy`` is honoured (Retry-After) up to
+  five times with the same Idempotency-Key — still one purchase intent.
 - :class:`RetryStormBuyer`: retries every 429/503/connection error at once with short
   exponential backoff and jitter, ignoring Retry-After: the crowd that hammers the button.
 - :class:`GreedyBuyer`: many connections share one account and replay a few Idempotency-Keys,
@@ -152,7 +152,7 @@ class FlashBuyer(OneShot):
     weight = 10
 
     def shop_once(self) -> None:
-        self.purchase(f"flash-{uuid.uuid4().hex}", attempts=4, storm=False)
+        self.purchase(f"flash-{uuid.uuid4().hex}", attempts=6, storm=False)
 
 
 class RetryStormBuyer(OneShot):
@@ -194,7 +194,8 @@ class GreedyBuyer(Buyer):
     def on_start(self) -> None:
         super().on_start()
         self.attempts = 0
-        self.keys = [f"greedy-{n}" for n in range(3 * DATA["per_user_limit"])]
+        # Keys are per sale: a key once used for another sale is refused (400), not replayed.
+        self.keys = [f"greedy-{self.sale_id}-{n}" for n in range(3 * DATA["per_user_limit"])]
 
     @task
     def grab(self) -> None:

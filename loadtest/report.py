@@ -33,13 +33,15 @@ def project_label(a: dict[str, Any]) -> str:
     project = a["project_audit"]
     if not project.get("available"):
         return "n/a"
-    return {True: "ok", False: "violation", None: "error"}[project.get("ok")]
+    if project.get("ok") is None:
+        return "error"
+    return "ok" if project["ok"] else "violation: " + ", ".join(project.get("violations", []))
 
 
 def verdict_table(phases: list[dict[str, Any]]) -> Table:
     headers = ["strategy", "scenario", "stock", "units sold", "oversold", "duplicates",
                "limit violations", "lost orders", "conserved", "queue drained",
-               "seckill_audit", "verdict"]
+               "verdict (our counts)", "seckill_audit"]
     rows = []
     for p in phases:
         a = p["audit"]
@@ -48,7 +50,7 @@ def verdict_table(phases: list[dict[str, Any]]) -> Table:
             str(a["oversold"]), str(a["duplicates"]), str(a["limit_violations"]),
             str(a["lost_orders"]), "yes" if a["conserved"] else "NO",
             "yes" if a["queued_left"] == 0 else f"NO ({a['queued_left']} left)",
-            project_label(a), verdict_label(p),
+            verdict_label(p), project_label(a),
         ])
     return headers, rows
 

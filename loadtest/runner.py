@@ -51,6 +51,7 @@ def prepare(
     per_user_limit: int = 1, migrate: bool = True, greedy_accounts: int = 1,
 ) -> dict[str, Any]:
     """Buyers with tokens and one fresh sale per strategy (see loadtest.prepare)."""
+    work.mkdir(parents=True, exist_ok=True)
     out = work / "prepared.json"
     args = ["--users", str(users), "--greedy-accounts", str(greedy_accounts), "--stock",
             str(stock), "--per-user-limit", str(per_user_limit), "--out", str(out)]
