@@ -47,6 +47,7 @@ from seckill import stock
 from seckill.keys import sale_keys
 from seckill.leader import LeaderLease, run_as_leader
 from seckill.lifecycle import LOCK_SERIALIZED
+from seckill.lock import LockUnavailableError
 from seckill.locking import item_lock
 from seckill.models import Order, Sale
 from shop.redis_client import get_redis
@@ -220,7 +221,8 @@ def observe(sale: Sale, client: redis.Redis) -> Observation:
 class SaleReconcile:
     """One sale's outcome. ``outcome``: ok, repaired, loaded (mirror was missing), settled
     (drift gone on the second look), unstable (state moved between looks), conflict (a
-    concurrent change beat the compare-and-set), busy (lock not free), skipped."""
+    concurrent change beat the compare-and-set), busy (lock not free), skipped, error (Redis
+    unreachable: the run stopped there)."""
 
     sale_id: int
     strategy: str
@@ -235,7 +237,7 @@ class ReconcileReport:
 
     @property
     def drifted(self) -> list[int]:
-        return [s.sale_id for s in self.sales if s.drift]
+        return [s.sale_id for s in self.sales if s.drift and s.outcome != "error"]
 
     @property
     def fixed(self) -> list[int]:
@@ -365,7 +367,15 @@ def reconcile(
         if not keep_going():
             log.warning("reconcile stopped before sale %s: no longer leader", sale.pk)
             break
-        report.sales.append(reconcile_sale(sale, client, settle=settle, now=now))
+        try:
+            report.sales.append(reconcile_sale(sale, client, settle=settle, now=now))
+        except (redis.RedisError, LockUnavailableError) as exc:
+            # Redis is away: every other sale would wait out the same timeouts. Next run.
+            log.warning("reconcile stopped at sale %s: %s", sale.pk, exc)
+            report.sales.append(
+                SaleReconcile(sale.pk, sale.strategy, "error", drift={"error": str(exc)})
+            )
+            break
     return report
 
 

@@ -112,3 +112,21 @@ def test_non_staff_is_sent_to_login(client, url, redis_client):
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
     assert client.post(SALES, {"action": "restock", "_selected_action": [1]}).status_code == 302
+
+
+@pytest.fixture
+def redis_down(settings):
+    """The app's Redis pointed at a port nobody listens on."""
+    from devtools.redis_server import free_port
+    from shop.redis_client import get_redis
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    get_redis.cache_clear()
+    yield
+    get_redis.cache_clear()
+
+
+def test_changelist_still_opens_without_redis(staff_client, redis_client, redis_down):
+    sale = make_sale(stock=3)
+    html = staff_client.get(SALES).content.decode()
+    assert '<td class="field-redis_stock">unavailable</td>' in row_of(html, sale)

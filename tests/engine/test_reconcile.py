@@ -297,3 +297,18 @@ def audit_sale_report(sale):
 
     (entry,) = audit(sale.pk, settle=0)["sales"]
     return entry
+
+
+def test_redis_down_stops_the_run_with_an_error(redis_client, settings):
+    from devtools.redis_server import free_port
+    from shop.redis_client import get_redis
+
+    first, second = make_sale(), make_sale()
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    get_redis.cache_clear()
+    try:
+        report = reconcile(settle=0)
+    finally:
+        get_redis.cache_clear()
+    assert [(s.sale_id, s.outcome) for s in report.sales] == [(first.pk, "error")]
+    assert second.pk not in report.drifted
