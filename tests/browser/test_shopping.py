@@ -49,6 +49,10 @@ def test_sign_up_wait_for_the_start_buy_and_pay(new_context, artifacts):
     watcher = context.new_page()  # a second tab on the same sale
     watcher.goto(f"/sales/{sale.pk}/")
     expect(field(watcher, "stock_left")).to_have_text("3")
+    listing = context.new_page()  # and a third on the sales list
+    listing.goto("/")
+    listed = listing.locator(f'[data-sale-id="{sale.pk}"]')
+    expect(field(listed, "status")).to_have_text("Starts soon")
 
     # The countdown reaches zero and the page opens the sale by itself.
     expect(buy_button(page)).to_be_enabled(timeout=15_000)
@@ -64,8 +68,11 @@ def test_sign_up_wait_for_the_start_buy_and_pay(new_context, artifacts):
     expect(page.locator('[data-fact="fence"]')).to_contain_text("fencing token")
     page.screenshot(path=artifacts / "order-page.png", full_page=True)
 
-    # The other tab sees the stock drop without a reload.
+    # The other tabs see the sale open and the stock drop without a reload.
     expect(field(watcher, "stock_left")).to_have_text("2")
+    expect(field(listed, "status")).to_have_text("Live now")
+    expect(field(listed, "stock_left")).to_have_text("2")
+    expect(listed.get_by_text("opens in")).to_be_hidden()
     watcher.reload()  # and, reloaded, the teaching panel explains the purchase
     expect(watcher.locator('[data-fact="order-id"]')).to_have_text(str(order_id))
     watcher.screenshot(path=artifacts / "sale-page-after-purchase.png", full_page=True)

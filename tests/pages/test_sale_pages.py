@@ -55,6 +55,8 @@ def test_home_lists_sales_with_live_status_and_redis_stock(client, redis_client)
     assert '<span data-field="stock_left">7</span> / 7 left' in html
     assert "Live now" in html and "Starts soon" in html
     assert 'data-api-url="/api/v1/sales/"' in html
+    opens = upcoming.starts_at.isoformat()
+    assert f'"upcoming">opens in <time data-countdown datetime="{opens}"' in html
 
 
 def test_upcoming_sale_page_counts_down_with_the_button_disabled(login):

@@ -65,15 +65,46 @@
     el.textContent = (copy[status] || {}).title || status;
   }
 
+  /* Elements marked data-show-when="<status>" are visible only in that status. */
+  function showWhen(root, status) {
+    root.querySelectorAll("[data-show-when]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-show-when") !== status;
+    });
+  }
+
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; });
+  }
+
+  /* Run load() now and then every interval (slower in a hidden tab); a call while a load is in
+   * flight runs once more right after it, so there is only ever one polling chain. */
+  function poller(load, interval) {
+    var timer = null, busy = false, again = false;
+    function run() {
+      window.clearTimeout(timer);
+      if (busy) { again = true; return; }
+      busy = true;
+      load()
+        .catch(function () { /* offline for a moment: keep the last figures */ })
+        .finally(function () {
+          busy = false;
+          if (again) { again = false; run(); return; }
+          timer = window.setTimeout(run, document.hidden ? interval * 5 : interval);
+        });
+    }
+    return run;
+  }
+
   /* The sale page: poll the sale's API detail and redraw status, stock and the buy button. */
   function liveSale(root) {
     var url = root.getAttribute("data-api-url");
     var copy = statusCopy();
     var button = root.querySelector("[data-buy-button]");
     var form = root.querySelector("[data-buy-form]");
-    var timer = null;
 
     function apply(sale) {
+      if (!sale) return;
       root.setAttribute("data-status", sale.status);
       setText(root, "stock_left", sale.stock_left);
       setBadge(root.querySelector('[data-field="status"]'), sale.status, copy);
@@ -84,25 +115,13 @@
         var pct = sale.stock_total ? (100 * sale.stock_left) / sale.stock_total : 0;
         meter.firstElementChild.style.width = Math.max(0, Math.min(100, pct)) + "%";
       }
-      root.querySelectorAll("[data-show-when]").forEach(function (el) {
-        el.hidden = el.getAttribute("data-show-when") !== sale.status;
-      });
+      showWhen(root, sale.status);
       if (button && !(form && form.hasAttribute("data-submitting"))) {
         button.disabled = sale.status !== "live";
       }
     }
 
-    function poll() {
-      window.clearTimeout(timer);
-      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (sale) { if (sale) apply(sale); })
-        .catch(function () { /* offline for a moment: keep the last figures */ })
-        .finally(function () {
-          timer = window.setTimeout(poll, document.hidden ? POLL_MS * 5 : POLL_MS);
-        });
-    }
-
+    var poll = poller(function () { return getJSON(url).then(apply); }, POLL_MS);
     root.addEventListener("countdown:done", function () { window.setTimeout(poll, 50); });
     poll();
   }
@@ -111,21 +130,20 @@
   function liveList(root) {
     var url = root.getAttribute("data-api-url");
     var copy = statusCopy();
-    function poll() {
-      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (page) {
-          ((page && page.results) || []).forEach(function (sale) {
-            var row = root.querySelector('[data-sale-id="' + sale.id + '"]');
-            if (!row) return;
-            row.setAttribute("data-status", sale.status);
-            setText(row, "stock_left", sale.stock_left);
-            setBadge(row.querySelector('[data-field="status"]'), sale.status, copy);
-          });
-        })
-        .catch(function () {})
-        .finally(function () { window.setTimeout(poll, LIST_POLL_MS); });
+
+    function apply(page) {
+      ((page && page.results) || []).forEach(function (sale) {
+        var row = root.querySelector('[data-sale-id="' + sale.id + '"]');
+        if (!row) return;
+        row.setAttribute("data-status", sale.status);
+        setText(row, "stock_left", sale.stock_left);
+        setBadge(row.querySelector('[data-field="status"]'), sale.status, copy);
+        showWhen(row, sale.status);
+      });
     }
+
+    var poll = poller(function () { return getJSON(url).then(apply); }, LIST_POLL_MS);
+    root.addEventListener("countdown:done", function () { window.setTimeout(poll, 50); });
     window.setTimeout(poll, LIST_POLL_MS);
   }
 
