@@ -18,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from seckill import lifecycle
-from seckill.errors import InvalidRequest, NotFound, SeckillError
+from seckill.api.throttles import OrderPlacementIPThrottle, OrderPlacementThrottle
+from seckill.errors import Busy, InvalidRequest, NotFound, SeckillError
 from seckill.models import Sale
 from seckill.placement import get_sale, place_order
 from shop import pages
@@ -57,6 +58,15 @@ def render_sale(
     return response
 
 
+def placement_throttle_wait(request: HttpRequest) -> float | None:
+    """The API's placement rate limits, per buyer and per address, applied to the buy form too:
+    otherwise a bot would simply post the form instead. Seconds to wait, or None."""
+    for throttle in (OrderPlacementThrottle(), OrderPlacementIPThrottle()):
+        if not throttle.allow_request(request, None):
+            return throttle.wait() or 1
+    return None
+
+
 @never_cache
 @require_GET
 @seckill_errors
@@ -72,6 +82,11 @@ def buy(request: HttpRequest, sale_id: int) -> HttpResponse:
     sale = get_sale(sale_id)
     if not request.user.is_authenticated:
         return redirect_to_login(reverse("sale", args=[sale.pk]))
+    wait = placement_throttle_wait(request)
+    if wait is not None:
+        slow_down = Busy("you have placed orders too quickly", retry_after=wait)
+        return render_sale(request, sale, form=BuyForm(request.POST),
+                           error=pages.describe_error(slow_down))
     form = BuyForm(request.POST)
     if not form.is_valid():
         invalid = InvalidRequest("check the highlighted field")

@@ -22,12 +22,13 @@ API_ONLY = {"unauthenticated"}
 
 @pytest.mark.parametrize(
     "error_class",
-    sorted(all_subclasses(errors.SeckillError), key=lambda c: c.__name__),
+    sorted(
+        (c for c in all_subclasses(errors.SeckillError) if c.code not in API_ONLY),
+        key=lambda c: c.__name__,
+    ),
     ids=lambda c: c.__name__,
 )
 def test_every_engine_error_has_page_copy(error_class):
-    if error_class.code in API_ONLY:
-        pytest.skip("API-only code")
     assert error_class.code in pages.ERROR_COPY, f"add copy for {error_class.code!r}"
     shown = pages.describe_error(error_class())
     assert shown.title and shown.hint and shown.status == error_class.status

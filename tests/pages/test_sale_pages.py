@@ -255,3 +255,14 @@ def test_purchase_token_sale(login):
         {"quantity": 1, "idempotency_key": "web-t1", "purchase_token": token},
     )
     assert placed.status_code == 302 and Order.objects.count() == 1
+
+
+@pytest.mark.parametrize("throttle", ["OrderPlacementThrottle", "OrderPlacementIPThrottle"])
+def test_the_apis_placement_rate_limits_apply_to_the_buy_form(login, monkeypatch, throttle):
+    monkeypatch.setattr(f"seckill.api.throttles.{throttle}.allow_request", lambda *a: False)
+    monkeypatch.setattr(f"seckill.api.throttles.{throttle}.wait", lambda self: 7.2)
+    response = buy(login(), make_sale(stock=5))
+    assert response.status_code == 429 and error_code(response) == "busy"
+    assert response["Retry-After"] == "7"
+    assert "placed orders too quickly" in response.content.decode()
+    assert not Order.objects.exists()
