@@ -181,6 +181,7 @@ def run(args: argparse.Namespace) -> dict:
     client = redis.Redis.from_url(args.redis_url)
     prefix = args.prefix
     secs, rounds = args.seconds, args.rounds
+    load_before = os.getloadavg()[0]  # bulk rates suffer most when other processes want the CPU
     minimal = MinimalSnowflake(1)
     full = Snowflake(redis=client, key_prefix=prefix)
     package = snowflake_id.SnowflakeGenerator(2)
@@ -250,7 +251,8 @@ def run(args: argparse.Namespace) -> dict:
             "duplicate ids, same test": races["idgen Snowflake"],
         },
         "settings": {"seconds": secs, "rounds": rounds, "segment": args.segment,
-                     "python": sys.version.split()[0], "cpus": os.cpu_count()},
+                     "python": sys.version.split()[0], "cpus": os.cpu_count(),
+                     "load average before / after": (load_before, os.getloadavg()[0])},
     }
 
 
@@ -266,8 +268,9 @@ def print_report(report: dict) -> None:
         for name, value in report[section].items():
             print(f"  {name}: {value}")
     s = report["settings"]
+    before, after = s["load average before / after"]
     print(f"\nbest of {s['rounds']} interleaved rounds x {s['seconds']} s; Python {s['python']}, "
-          f"{s['cpus']} CPUs")
+          f"{s['cpus']} CPUs; 1-min load average {before:.1f} before, {after:.1f} after")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL",
                                                               "redis://127.0.0.1:6379/0"))
     parser.add_argument("--prefix", default=f"bench-idgen-{os.getpid()}")
-    parser.add_argument("--seconds", type=float, default=0.5, help="per measurement round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=0.3, help="per measurement round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--segment", type=int, default=1000)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
