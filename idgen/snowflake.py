@@ -37,7 +37,15 @@ _live_generators: weakref.WeakSet[Snowflake] = weakref.WeakSet()
 
 
 class Snowflake:
-    """Snowflake id generator. Give it ``worker_id`` or a Redis client to lease one from."""
+    """Snowflake id generator. Give it exactly one of:
+
+    * ``worker_id`` -- fixed; no Redis. Each live process needs its own (a forked child too).
+    * ``redis`` -- a client to lease a free worker id from; released by :meth:`close`/at exit.
+    * ``lease`` -- a :class:`WorkerIdLease` you manage (and release) yourself.
+
+    ``max_rollback_ms`` is the largest backwards clock step waited out rather than raised.
+    ``clock``/``sleep`` default to :func:`time.time_ns`/:func:`time.sleep`; tests inject fakes.
+    """
 
     __slots__ = (
         "__weakref__", "_lock", "_last", "_seq", "_valid_until", "_offset", "_shift",
