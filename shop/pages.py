@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import redis
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
 from django.db.models import Count
 
 from seckill import stock
@@ -192,7 +194,7 @@ def server_now_ms() -> int:
 SESSION_PLACEMENTS = "seckill_placements"
 
 
-def remember_placement(session, sale_id: int, placement: Placement) -> None:
+def remember_placement(session: SessionBase, sale_id: int, placement: Placement) -> None:
     """Keep what the engine reported about the buyer's last purchase in a sale for the panel
     (the lock wait and the fence of the lock held are not all stored on the order)."""
     placements = dict(session.get(SESSION_PLACEMENTS, {}))
@@ -206,7 +208,7 @@ def remember_placement(session, sale_id: int, placement: Placement) -> None:
     session[SESSION_PLACEMENTS] = placements
 
 
-def recalled_placement(session, sale_id: int) -> dict | None:
+def recalled_placement(session: SessionBase, sale_id: int) -> dict | None:
     return session.get(SESSION_PLACEMENTS, {}).get(str(sale_id))
 
 
@@ -242,7 +244,7 @@ def purchase_facts(
     )
 
 
-def facts_for_sale(session, sale_id: int) -> PurchaseFacts | None:
+def facts_for_sale(session: SessionBase, sale_id: int) -> PurchaseFacts | None:
     found = recalled_placement(session, sale_id)
     if found is None:
         return None
@@ -252,7 +254,7 @@ def facts_for_sale(session, sale_id: int) -> PurchaseFacts | None:
     )
 
 
-def facts_for_order(session, order: Order) -> PurchaseFacts:
+def facts_for_order(session: SessionBase, order: Order) -> PurchaseFacts:
     """The order's own record, completed by the session's note if this browser placed it."""
     found = recalled_placement(session, order.sale_id) or {}
     if found.get("order_id") != str(order.pk):
@@ -268,7 +270,9 @@ def facts_for_order(session, order: Order) -> PurchaseFacts:
 # --- orders -----------------------------------------------------------------------------------
 
 
-def orders_of(user) -> list[Order]:
+def orders_of(user: AbstractBaseUser) -> list[Order]:
+    """The buyer's orders in the database, newest first (queued redis_atomic ones show up once
+    Celery has written them)."""
     return list(
         Order.objects.filter(buyer=user).select_related("sale__product").order_by("-id")
     )

@@ -8,8 +8,11 @@ repeats them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from seckill import lifecycle
 from seckill.api.throttles import OrderPlacementIPThrottle, OrderPlacementThrottle
 from seckill.errors import Busy, InvalidRequest, NotFound, SeckillError
-from seckill.models import Sale
+from seckill.models import Order, Sale
 from seckill.placement import get_sale, place_order
 from shop import pages
 from shop.forms import BuyForm
@@ -125,7 +128,10 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     return render(request, "shop/order.html", context)
 
 
-def _order_action(request: HttpRequest, order_id: int, action, done: str) -> HttpResponse:
+def _order_action(
+    request: HttpRequest, order_id: int, action: Callable[[int, AbstractBaseUser], Order],
+    done: str,
+) -> HttpResponse:
     """Run pay or cancel; a refusal (e.g. the window closed) is flashed on the order page."""
     try:
         action(order_id, request.user)
