@@ -21,6 +21,7 @@ import argparse
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -38,19 +39,39 @@ HANDSHAKE = {"HELLO", "CLIENT", "SELECT", "PING", "AUTH"}
 
 
 class CountingConnection(redis.Connection):
-    """Counts every command sent except the benchmark loop's own GET/SET on its counter."""
+    """Counts round trips (packed sends: one per command, one per pipeline) per command name,
+    leaving out the connection handshake and the benchmark loop's own GET/SET on its counter.
+    """
 
-    count: ClassVar[int] = 0
+    counts: ClassVar[Counter[str]] = Counter()
     exclude_key: ClassVar[str] = ""
     _guard: ClassVar[threading.Lock] = threading.Lock()
+    _name: str | None = None
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
         name = str(args[0]).upper()
         own_loop = name in ("GET", "SET") and len(args) > 1 and args[1] == self.exclude_key
-        if not own_loop and name not in HANDSHAKE:
+        self._name = "" if own_loop or name in HANDSHAKE else name
+        try:
+            super().send_command(*args, **kwargs)
+        finally:
+            self._name = None
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        name = "PIPELINE" if self._name is None else self._name
+        if name:
             with self._guard:
-                CountingConnection.count += 1
-        super().send_command(*args, **kwargs)
+                self.counts[name] += 1
+        super().send_packed_command(command, check_health)
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls._guard:
+            cls.counts.clear()
+
+    @classmethod
+    def total(cls) -> int:
+        return sum(cls.counts.values())
 
 
 class Bare:
@@ -111,6 +132,7 @@ class Contended:
 
     acquisitions: int = 0
     elapsed: float = 0.0
+    cpu: float = 0.0
     commands: int = 0
     lost: int = 0
     counts: list[int] = field(default_factory=list)
@@ -119,6 +141,12 @@ class Contended:
     @property
     def rate(self) -> float:
         return self.acquisitions / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """Client CPU (all threads, this process) per acquisition: immune to other processes
+        stealing the machine, unlike throughput."""
+        return self.cpu / max(self.acquisitions, 1) * 1e6
 
     @property
     def round_trips(self) -> float:
@@ -161,14 +189,15 @@ def contended(url: str, case: Case, key: str, threads: int, seconds: float,
     workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
     for w in workers:
         w.start()
-    CountingConnection.count = 0
+    CountingConnection.reset()
     deadline = time.perf_counter() + seconds
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     start_gate.wait()
     for w in workers:
         w.join()
     into.elapsed += time.perf_counter() - started
-    into.commands += CountingConnection.count
+    into.cpu += time.process_time() - cpu_started
+    into.commands += CountingConnection.total()
     into.acquisitions += sum(counts)
     into.lost += sum(counts) - int(client.get(counter))
     into.counts = [a + b for a, b in zip(into.counts or [0] * threads, counts, strict=True)]

@@ -18,8 +18,8 @@ from redis.exceptions import NoScriptError
 
 from .errors import LockTimeout, LockUnavailableError
 from .lock import UNREACHABLE, unavailable
-from .protocol import BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
-from .scripts import Script
+from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
+from .scripts import ACQUIRE, Script
 from .watchdog import renewal_verdict
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,11 @@ class AsyncLock(LockCore):
     async def _execute(self, op: Op) -> Any:
         if type(op) is Eval:
             return await run_script_async(self.redis, op.script, op.keys, op.args)
+        if type(op) is AcquireWait:  # in turn (no pipelining here)
+            result = await run_script_async(self.redis, ACQUIRE, op.keys, (*op.args, 0))
+            if result > 0:
+                return result, None
+            return result, await self.redis.blpop([op.wake], op.timeout)
         if type(op) is BlockPop:
             return await self.redis.blpop([op.key], op.timeout)
         return await self.redis.get(op.key)

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import LockTimeout, LockUnavailableError
-from .protocol import BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
-from .scripts import Script
+from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
+from .scripts import ACQUIRE, Script
 from .watchdog import Watchdog
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
@@ -68,6 +69,8 @@ class Lock(LockCore):
         self.redis = redis
         self.watchdog = watchdog
         self._watchdog: Watchdog | None = None
+        # A plain client can pipeline ACQUIRE + BLPOP; a cluster client runs them in turn.
+        self._pipeline = isinstance(redis, Redis)
         socket_timeout = socket_timeout_of(redis)
         if socket_timeout is not None:
             self._max_block = max(0.01, socket_timeout / 2)
@@ -77,9 +80,27 @@ class Lock(LockCore):
     def _execute(self, op: Op) -> Any:
         if type(op) is Eval:
             return run_script(self.redis, op.script, op.keys, op.args)
+        if type(op) is AcquireWait:
+            return self._acquire_wait(op)
         if type(op) is BlockPop:
             return self.redis.blpop([op.key], op.timeout)
         return self.redis.get(op.key)
+
+    def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
+        if self._pipeline:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(ACQUIRE.sha, len(op.keys), *op.keys, *op.args, 1)
+            pipe.blpop([op.wake], op.timeout)
+            result, popped = pipe.execute(raise_on_error=False)
+            if not isinstance(result, NoScriptError):  # else: script cache flushed, redo below
+                for reply in (result, popped):
+                    if isinstance(reply, Exception):
+                        raise reply
+                return int(result), popped
+        result = run_script(self.redis, ACQUIRE, op.keys, (*op.args, 0))
+        if result > 0:
+            return result, None
+        return result, self.redis.blpop([op.wake], op.timeout)
 
     def _drive(self, steps: Steps) -> Any:
         value: Any = None

@@ -6,7 +6,8 @@ await), so the logic - ownership bookkeeping, the wait loop, error mapping - liv
 
 Waiting protocol (why contended acquisition costs ~3 commands, not hundreds):
 1. ``ACQUIRE`` either takes the lock or appends the caller to a FIFO queue (one round trip).
-2. The waiter blocks in ``BLPOP`` on its own wake list.
+2. The waiter blocks in ``BLPOP`` on its own wake list. When the last acquisition of this
+   name had to wait, steps 1 and 2 go out together in one pipeline (``AcquireWait``).
 3. ``RELEASE`` hands the lock *directly* to the first live waiter (sets the key to the waiter's
    token, INCRs the fence, pushes the fence to the waiter's wake list). The woken waiter already
    owns the lock - no race, no second attempt - which makes hand-off FIFO-fair.
@@ -55,6 +56,21 @@ class BlockPop:
         return "BLPOP"
 
 
+class AcquireWait:
+    """``ACQUIRE`` and, if that did not win, ``BLPOP`` on the wake list: result (acquire's
+    integer, BLPOP's reply or None). A driver may send both in one pipeline (``ACQUIRE`` then
+    runs with selfwake=1, so a win also feeds the BLPOP); otherwise it runs them in turn."""
+
+    __slots__ = ("keys", "args", "wake", "timeout")
+
+    def __init__(self, keys: tuple[str, ...], args: tuple[Any, ...], wake: str,
+                 timeout: float) -> None:
+        self.keys, self.args, self.wake, self.timeout = keys, args, wake, timeout
+
+    def __repr__(self) -> str:
+        return "acquire script + BLPOP"
+
+
 class Get:
     """``GET key``."""
 
@@ -67,7 +83,18 @@ class Get:
         return "GET"
 
 
-Op = Eval | BlockPop | Get
+Op = Eval | AcquireWait | BlockPop | Get
+
+# Per lock name: did the last acquisition in this process have to wait? If so the next one
+# sends ACQUIRE and BLPOP together (one round trip) instead of ACQUIRE, then BLPOP.
+_contended: dict[str, bool] = {}
+
+
+def _note_contention(key: str, waited: bool) -> None:
+    if _contended.get(key) != waited:
+        if len(_contended) > 4096:
+            _contended.clear()
+        _contended[key] = waited
 Steps = Generator[Op, Any, Any]
 
 
@@ -152,41 +179,56 @@ class LockCore:
             raise ValueError("timeout must be >= 0 or None")
         token = new_token()
         enqueue = 1 if blocking and timeout != 0 else 0
-        args = (token, self.ttl_ms, enqueue, self._waiter_lease_ms, 1 if self.fair else 0)
-        result = yield Eval(ACQUIRE, self.keys.script_keys, args)
+        keys = self.keys.script_keys
+        args = (token, self.ttl_ms, enqueue, self._waiter_lease_ms, 1 if self.fair else 0, 0)
+        deadline = None if timeout is None else _monotonic() + timeout
+        wake = self.keys.wake(token)
+        popped: Any = None
+        just_waited = False  # `popped` holds a fresh BLPOP reply (or None: it timed out)
+        if enqueue and _contended.get(self.key):
+            wait = self._wait_chunk(self.poll_interval, deadline)
+            result, popped = yield AcquireWait(keys, args[:5], wake, wait)
+            just_waited = result < 0
+        else:
+            result = yield Eval(ACQUIRE, keys, args)
         if result > 0:
+            _note_contention(self.key, False)
             return self._won(token, result)
         if not enqueue:
             return False
-        deadline = None if timeout is None else _monotonic() + timeout
-        wake = self.keys.wake(token)
+        _note_contention(self.key, True)
         try:
             while True:
+                if just_waited:
+                    if popped is not None and int(popped[1]) > 0:
+                        return self._won(token, int(popped[1]))  # handed over: already ours
+                    # BLPOP timed out, or (unfair mode) we were woken to race for the lock.
+                    # Re-poll: takes the lock if it is free, and renews our queue entry.
+                    result = yield Eval(ACQUIRE, keys, args)
+                    if result > 0:
+                        return self._won(token, result)
                 wait = self.poll_interval
                 if result < -1:  # the holder's lease ends in (-result - 1) ms: re-poll then
                     wait = min(wait, (-result - 1) / 1000 + 0.005)
-                if deadline is not None:
-                    left = deadline - _monotonic()
-                    if left <= 0:
-                        fence = yield Eval(CANCEL, self.keys.script_keys, (token,))
-                        return self._won(token, fence) if fence > 0 else False
-                    wait = min(wait, left)
-                if self._max_block is not None:
-                    wait = min(wait, self._max_block)
-                popped = yield BlockPop(wake, max(wait, 0.01))
-                if popped is not None and int(popped[1]) > 0:
-                    return self._won(token, int(popped[1]))  # handed over: already ours
-                # Poll timeout, or (unfair mode) woken to race for the free lock.
-                # Re-poll: takes the lock if it fell free, and renews our queue entry.
-                result = yield Eval(ACQUIRE, self.keys.script_keys, args)
-                if result > 0:
-                    return self._won(token, result)
+                if deadline is not None and deadline <= _monotonic():
+                    fence = yield Eval(CANCEL, keys, (token,))
+                    return self._won(token, fence) if fence > 0 else False
+                popped = yield BlockPop(wake, self._wait_chunk(wait, deadline))
+                just_waited = True
         except LockError:
             # Redis failed while we waited: try to leave the queue; if even that fails, our
             # entry's liveness lease makes releasers skip it soon.
             with contextlib.suppress(LockError):
-                yield Eval(CANCEL, self.keys.script_keys, (token,))
+                yield Eval(CANCEL, keys, (token,))
             raise
+
+    def _wait_chunk(self, wait: float, deadline: float | None) -> float:
+        """One BLPOP's timeout: ``wait``, cut to the deadline and the client's socket timeout."""
+        if deadline is not None:
+            wait = min(wait, deadline - _monotonic())
+        if self._max_block is not None:
+            wait = min(wait, self._max_block)
+        return max(wait, 0.01)
 
     def _release_steps(self) -> Steps:
         token = self.token

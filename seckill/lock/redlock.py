@@ -80,7 +80,7 @@ class Redlock:
     def _try_once(self) -> bool:
         token = new_token()
         start = time.monotonic()
-        results, _ = self._on_all(ACQUIRE, (token, self.ttl_ms, 0, 0, 0))
+        results, _ = self._on_all(ACQUIRE, (token, self.ttl_ms, 0, 0, 0, 0))
         fences = [r for r in results if r > 0]
         validity = self.ttl - (time.monotonic() - start) - self.drift
         if len(fences) >= self.quorum and validity > 0:

@@ -82,9 +82,19 @@ local function hand_off(me, give)
 end
 """
 
-# ARGV: token, ttl_ms, enqueue (0/1), waiter_lease_ms, fair (0/1)
+# ARGV: token, ttl_ms, enqueue (0/1), waiter_lease_ms, fair (0/1), selfwake (0/1)
+# selfwake: the caller pipelines BLPOP on its wake list right behind this script, so a win
+# is also pushed there and that BLPOP returns at once (one round trip, win or wait).
 ACQUIRE = Script("acquire", _PRELUDE + """
 local token = ARGV[1]
+local function won(fence)
+  if ARGV[6] == '1' then
+    local wake = K .. ':wake:' .. token
+    redis.call('RPUSH', wake, fence)
+    redis.call('PEXPIRE', wake, ARGV[2])
+  end
+  return fence
+end
 local holder = redis.call('GET', K)
 if not holder then
   local w, fence = false, nil
@@ -94,15 +104,15 @@ if not holder then
     -- on release and on hand-off, and RELEASE reads it only for reentrant holders.
     redis.call('SET', K, token, 'PX', ARGV[2])
     if ARGV[5] ~= '1' then redis.call('HDEL', WAITERS, token) end  -- unfair: left the queue
-    return redis.call('INCR', FENCE)
+    return won(redis.call('INCR', FENCE))
   end
-  if w == token then return fence end
+  if w == token then return won(fence) end
 elseif holder == token then
   -- Handed to us while we were between BLPOP and this re-poll: collect the fence.
   local wake = K .. ':wake:' .. token
   local fence = redis.call('LPOP', wake)
   redis.call('DEL', wake)
-  return tonumber(fence or redis.call('GET', FENCE))
+  return won(tonumber(fence or redis.call('GET', FENCE)))
 end
 if ARGV[3] == '1' then
   local lease = tonumber(ARGV[4])

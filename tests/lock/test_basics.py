@@ -201,7 +201,7 @@ def test_lock_commands_per_contended_acquisition_are_few(redis_url) -> None:
     """No spinning: 4 threads x 25 acquisitions cost a handful of lock commands each."""
     import redis
 
-    from tests.lock.counting import CountingConnection
+    from loadtest.bench_lock import CountingConnection
 
     pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
     client = redis.Redis(connection_pool=pool)
@@ -220,7 +220,8 @@ def test_lock_commands_per_contended_acquisition_are_few(redis_url) -> None:
         t.join(60)
     per_acquisition = CountingConnection.total() / 100
     client.delete(*client.keys("lock:{count}*"))
-    assert per_acquisition <= 5, CountingConnection.counts
+    # 2 when waiting (ACQUIRE+BLPOP pipelined, RELEASE), 2 uncontended; polls are rare.
+    assert per_acquisition <= 4, CountingConnection.counts
 
 
 def test_works_with_decoded_responses(redis_url) -> None:
@@ -239,3 +240,18 @@ def test_works_with_decoded_responses(redis_url) -> None:
     b.release()
     client.delete(b.keys.fence)
     client.close()
+
+
+def test_pipelined_acquire_of_a_free_lock_leaves_no_wake_key(redis_client) -> None:
+    """After contention, ACQUIRE+BLPOP go out as one pipeline; winning at once must feed the
+    BLPOP (selfwake) and leave nothing behind."""
+    from seckill.lock import protocol
+
+    lock = Lock(redis_client, "piped", ttl=5)
+    protocol._contended[lock.key] = True
+    started = time.monotonic()
+    assert lock.acquire(timeout=30)
+    assert time.monotonic() - started < 5  # did not sit in BLPOP until the poll interval
+    assert not redis_client.keys(lock.key + ":wake:*")
+    lock.release()
+    assert protocol._contended[lock.key] is False  # no wait: next time a plain ACQUIRE

@@ -117,6 +117,17 @@ def test_redis_restarted_mid_hold(private_redis) -> None:
     b.release()
 
 
+def test_script_cache_flushed_before_a_pipelined_acquire(private_redis) -> None:
+    from seckill.lock import protocol
+
+    server, client = private_redis
+    lock = Lock(client, "flushed", ttl=30, poll_interval=0.2)
+    protocol._contended[lock.key] = True  # next acquire pipelines EVALSHA + BLPOP
+    client.script_flush()
+    assert lock.acquire(timeout=10)  # NOSCRIPT in the pipeline: redone with EVAL
+    lock.release()
+
+
 def test_redis_unreachable_gives_a_clear_error_without_hanging(private_redis) -> None:
     server, client = private_redis
     a = Lock(client, "gone", ttl=30)
