@@ -47,7 +47,7 @@ from seckill import stock
 from seckill.keys import sale_keys
 from seckill.leader import LeaderLease, run_as_leader
 from seckill.lifecycle import LOCK_SERIALIZED
-from seckill.lock import LockUnavailableError
+from seckill.lock import LockNotOwnedError, LockUnavailableError
 from seckill.locking import item_lock
 from seckill.models import Order, Sale
 from shop.redis_client import get_redis
@@ -264,11 +264,14 @@ def serialized(sale: Sale) -> Iterator[bool]:
     try:
         with transaction.atomic():
             if connection.features.has_select_for_update:
-                Sale.objects.select_for_update().filter(pk=sale.pk).exists()
+                list(Sale.objects.select_for_update().filter(pk=sale.pk).values_list("pk"))
             yield True
     finally:
         if lock is not None:
-            lock.release()
+            try:
+                lock.release()
+            except LockNotOwnedError:  # lease lost mid-check: the compare-and-set still held
+                log.warning("sale %s: item lock lease lost during reconcile", sale.pk)
 
 
 def load_missing_mirror(sale: Sale, seen: Observation, client: redis.Redis) -> bool:
