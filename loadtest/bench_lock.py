@@ -10,7 +10,8 @@ so a noisy neighbour hurts all cases alike. Measures:
 - contended: ``--threads`` threads on one key, each looping acquire -> GET/SET a counter ->
   release. Throughput (and its ratio to the same loop in one thread), lock round trips per
   acquisition counted at the client (a counting connection class; the loop's own GET/SET are
-  excluded), fairness (fewest acquisitions of any thread / mean), p99 wait, and lost updates.
+  excluded), fairness (fewest acquisitions of any thread / mean), p99 wait, lost updates, and
+  the client CPU per acquisition (process time: what other processes on the box cannot skew).
 
 All keys live under a per-run prefix and are deleted at the end. Not part of the test suite.
 """
@@ -254,11 +255,12 @@ def run(args: argparse.Namespace, client: redis.Redis, prefix: str) -> int:
     print(f"\nContended: {args.threads} threads on one key, acquire -> GET+SET counter -> "
           "release")
     print(f"{'':28} {'1 thr/s':>8} {'N thr/s':>8} {'ratio':>6} {'RT/acq':>7} "
-          f"{'fair':>5} {'p99 ms':>7} {'lost':>5}")
+          f"{'fair':>5} {'p99 ms':>7} {'lost':>5} {'CPU us/acq 1/N':>15}")
     for name, many in multi.items():
         one = single[name]
         print(f"{name:28} {one.rate:8.0f} {many.rate:8.0f} {many.rate / one.rate:6.2f} "
-              f"{many.round_trips:7.1f} {many.fairness:5.2f} {many.p99_ms:7.1f} {many.lost:5d}")
+              f"{many.round_trips:7.1f} {many.fairness:5.2f} {many.p99_ms:7.1f} {many.lost:5d} "
+              f"{one.cpu_us:7.0f}/{many.cpu_us:<7.0f}")
     ours = "seckill.lock.Lock"
     many, one = multi[ours], single[ours]
     print("\nseckill.lock.Lock against its goals:")
