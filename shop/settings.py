@@ -162,6 +162,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "seckill.api.errors.api_exception_handler",
+    # GCRA in Redis (seckill.api.throttles): N/period = a burst of N, then one per period/N.
+    # Redis down: fail open to a per-process limiter of the same rate (never a 500).
     "DEFAULT_THROTTLE_RATES": {
         "order": os.environ.get("SECKILL_THROTTLE_ORDER", "60/min"),
         "order_ip": os.environ.get("SECKILL_THROTTLE_ORDER_IP", "1200/min"),
