@@ -152,6 +152,9 @@ class AsyncLock(LockCore):
             except LockUnavailableError as exc:
                 log.warning("lock watchdog: renewal failed, will retry: %s", exc)
                 renewed = None
+            except Exception:  # e.g. READONLY/OOM replies: unknown, like unreachable
+                log.exception("lock watchdog: renewal failed, will retry")
+                renewed = None
             if stop.is_set():
                 return
             if renewed:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from .errors import LockError, LockNotOwnedError, LockTimeout, LockUnavailableError
 from .keys import LockKeys, new_token
 from .lock import UNREACHABLE, run_script
@@ -73,7 +75,7 @@ class Redlock:
         for client in self.clients:
             try:
                 results.append(int(run_script(client, script, self.keys.script_keys, args)))
-            except UNREACHABLE:
+            except RedisError:  # down, timed out, or refusing (READONLY, OOM): no vote
                 errors += 1
         return results, errors
 

@@ -71,6 +71,9 @@ class Watchdog:
             except LockUnavailableError as exc:
                 log.warning("lock watchdog: renewal failed, will retry: %s", exc)
                 renewed = None
+            except Exception:  # e.g. READONLY/OOM replies: unknown, like unreachable
+                log.exception("lock watchdog: renewal failed, will retry")
+                renewed = None
             if self._stop.is_set():
                 return
             if renewed:

@@ -23,11 +23,14 @@ REENTRANT = (True, True, False)
 
 class LockModel(RuleBasedStateMachine):
     client: redis.Redis
+    fair: bool = True
 
     def __init__(self) -> None:
         super().__init__()
         self.client.flushdb()
-        self.locks = [Lock(self.client, "prop", ttl=30, reentrant=r) for r in REENTRANT]
+        self.locks = [
+            Lock(self.client, "prop", ttl=30, reentrant=r, fair=self.fair) for r in REENTRANT
+        ]
         self.holder: int | None = None  # who holds it in Redis
         self.depth = 0
         self.believes = [False, False, False]  # holder objects that think they hold it
@@ -96,14 +99,15 @@ class LockModel(RuleBasedStateMachine):
         assert not self.client.keys(keys.lock + ":wake:*")
 
 
-@pytest.fixture
-def lock_model(redis_client):
+@pytest.fixture(params=[True, False], ids=["fair", "unfair"])
+def lock_model(request, redis_client):
     LockModel.client = redis_client
+    LockModel.fair = request.param
     return LockModel
 
 
 def test_lock_state_machine(lock_model) -> None:
-    examples = 200 if os.environ.get("SECKILL_FULL") == "1" else 40
+    examples = 200 if os.environ.get("SECKILL_FULL") == "1" else 30
     run = lock_model.TestCase
     run.settings = settings(
         max_examples=examples, stateful_step_count=25, deadline=None, database=None,
