@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -161,3 +163,36 @@ def test_waiter_gets_an_error_when_redis_dies_mid_wait(private_redis) -> None:
     t.join(40)
     assert not t.is_alive() and time.monotonic() - started < 20  # far below the 60 s timeout
     assert isinstance(outcome[0], LockUnavailableError)
+
+
+def test_frozen_redis_surfaces_as_unavailable_not_a_hang(private_redis) -> None:
+    """A server that stops answering (SIGSTOP: a partition, a stuck VM) is not a closed
+    socket; the waiter's BLPOP is kept under the client's socket timeout, so the error
+    surfaces after a few socket timeouts instead of the 60 s acquire timeout."""
+    server, _ = private_redis
+    client = redis.Redis(
+        host="127.0.0.1", port=server.port, socket_timeout=0.5, socket_connect_timeout=0.5,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+    )
+    Lock(client, "frozen", ttl=30).acquire()
+    outcome: list[object] = []
+
+    def wait() -> None:
+        try:
+            outcome.append(Lock(client, "frozen", ttl=30).acquire(timeout=60))
+        except LockUnavailableError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    while not client.exists("lock:{frozen}:queue"):
+        time.sleep(0.01)
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        t.join(40)
+        assert not t.is_alive() and time.monotonic() - started < 30
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert isinstance(outcome[0], LockUnavailableError)
+    client.close()
