@@ -4,7 +4,7 @@ The sync :class:`~seckill.lock.lock.Lock` and the asyncio
 :class:`~seckill.lock.aio.AsyncLock` differ only in how they execute an operation (call vs
 await), so the logic - ownership bookkeeping, the wait loop, error mapping - lives here once.
 
-Waiting protocol (why contended acquisition costs ~3 commands, not hundreds):
+Waiting protocol (why a contended acquisition costs 2-3 round trips, not hundreds):
 1. ``ACQUIRE`` either takes the lock or appends the caller to a FIFO queue (one round trip).
 2. The waiter blocks in ``BLPOP`` on its own wake list. When the last acquisition of this
    name had to wait, steps 1 and 2 go out together in one pipeline (``AcquireWait``).
