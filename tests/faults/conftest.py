@@ -12,6 +12,7 @@ import json
 import pytest
 
 from loadtest.faults import Result
+from tests.api.conftest import make_client  # noqa: F401  (fixture)
 from tests.conftest import database_url_for_subprocesses
 
 
