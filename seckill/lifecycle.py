@@ -19,28 +19,31 @@ from django.utils import timezone
 
 from seckill import queue, stock
 from seckill.errors import Busy, InvalidState, NotFound, StaleFence
-from seckill.locking import item_lock
+from seckill.lock import LockNotOwnedError
+from seckill.locking import placement_lock
 from seckill.models import Order, OrderStatus, Sale, Strategy
 
 log = logging.getLogger(__name__)
 
-LOCK_SERIALIZED = {Strategy.UNSAFE, Strategy.NAIVE_LOCK, Strategy.LOCK, Strategy.LOCK_FENCED}
 RETURN_LOCK_WAIT = 5.0  # returns are not on the buyer's hot path: wait longer than placements
 
 
 @contextmanager
 def _item_serialized(sale: Sale):
-    """Hold the sale's item lock if its strategy serializes through one; yields the fence."""
-    if sale.strategy not in LOCK_SERIALIZED:
+    """Hold the lock the sale's placements hold, if any; yields its fence (or None)."""
+    lock = placement_lock(sale)
+    if lock is None:
         yield None
         return
-    lock = item_lock(sale.pk)
     if not lock.acquire(blocking=True, timeout=RETURN_LOCK_WAIT):
         raise Busy("the sale is busy; try again", retry_after=1)
     try:
         yield lock.fence
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except LockNotOwnedError:
+            log.warning("sale %s: lock lease lost while returning units", sale.pk)
 
 
 def owned_order(order_id: int, buyer) -> Order:
@@ -55,22 +58,24 @@ def _end(order: Order, new_status: str, *, only_if_due: bool = False) -> bool:
     """Move a pending order to cancelled/expired and return its units; False if it was not
     pending (or, with ``only_if_due``, not yet due)."""
     sale = Sale.objects.get(pk=order.sale_id)
-    with _item_serialized(sale) as fence, transaction.atomic():
-        if sale.strategy == Strategy.DB_ROW_LOCK:
-            Sale.objects.select_for_update().get(pk=sale.pk)
-        pending = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING_PAYMENT)
-        if only_if_due:
-            pending = pending.filter(pay_by__lte=timezone.now())
-        if not pending.update(status=new_status, updated_at=timezone.now()):
-            return False
-        rows = Sale.objects.filter(pk=sale.pk)
-        changes = {"stock_left": F("stock_left") + order.quantity}
-        if sale.strategy == Strategy.LOCK_FENCED:
-            # Record our fence so a stalled older holder cannot overwrite this return.
-            rows, changes["last_fence"] = rows.filter(last_fence__lt=fence), fence
-        if not rows.update(**changes):
-            raise StaleFence()
-    stock.return_units(sale, order.buyer_id, order.quantity)
+    with _item_serialized(sale) as fence:
+        with transaction.atomic():
+            if sale.strategy == Strategy.DB_ROW_LOCK:
+                Sale.objects.select_for_update().get(pk=sale.pk)
+            pending = Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING_PAYMENT)
+            if only_if_due:
+                pending = pending.filter(pay_by__lte=timezone.now())
+            if not pending.update(status=new_status, updated_at=timezone.now()):
+                return False
+            rows = Sale.objects.filter(pk=sale.pk)
+            changes = {"stock_left": F("stock_left") + order.quantity}
+            if sale.strategy == Strategy.LOCK_FENCED:
+                # Record our fence so a stalled older holder cannot overwrite this return.
+                rows, changes["last_fence"] = rows.filter(last_fence__lt=fence), fence
+            if not rows.update(**changes):
+                raise StaleFence()
+        # Still serialized: a placement must not write the mirror between commit and this.
+        stock.return_units(sale, order.buyer_id, order.quantity)
     return True
 
 
@@ -128,9 +133,14 @@ def persist_stale_queued(older_than_seconds: float = 30.0) -> int:
     cutoff = timezone.now().timestamp() - older_than_seconds
     for sale_id in Sale.objects.filter(strategy=Strategy.REDIS_ATOMIC).values_list("pk", flat=True):
         for order_id, record in stock.queued_records(sale_id).items():
-            if _snowflake_seconds(order_id) <= cutoff:
+            if _snowflake_seconds(order_id) > cutoff:
+                continue
+            try:
                 queue.persist(record)
-                persisted += 1
+            except Exception:  # one bad record must not hold up the others; it stays queued
+                log.exception("sweep: could not persist queued order %s", order_id)
+                continue
+            persisted += 1
     return persisted
 
 
@@ -144,11 +154,13 @@ def reset_sale(sale_id: int, stock_total: int | None = None) -> Sale:
     """Restock a sale for another run: its orders are deleted and its stock refilled.
 
     For demos and load tests. The fencing counter is kept: fences must never go backwards.
-    redis_atomic tasks still in flight are not recalled: let the queue drain before a reset.
+    Refused while redis_atomic orders are still queued: their tasks would land after the reset.
     """
     sale = Sale.objects.filter(pk=sale_id).first()
     if sale is None:
         raise NotFound(f"no sale {sale_id}")
+    if stock.queued_records(sale.pk):
+        raise InvalidState("orders are still being recorded for this sale; reset once they are")
     with _item_serialized(sale), transaction.atomic():
         Order.objects.filter(sale_id=sale.pk).delete()
         if stock_total is not None:

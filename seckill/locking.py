@@ -6,6 +6,7 @@ from django.conf import settings
 
 from seckill.keys import sale_keys
 from seckill.lock import Lock, NaiveLock
+from seckill.models import Sale, Strategy
 from shop.redis_client import get_redis
 
 
@@ -21,3 +22,18 @@ def naive_item_lock(sale_id: int) -> NaiveLock:
     return NaiveLock(
         get_redis(), sale_keys(sale_id).naive_lock, ttl=settings.SECKILL_NAIVE_LOCK_TTL
     )
+
+
+# The lock each strategy's placements hold. None: unsafe holds nothing; db_row_lock and
+# redis_atomic serialize in the database and in Redis. Whatever changes a sale's stock outside a
+# placement (returns, reconciliation, reset) takes the same one, teaching locks included.
+PLACEMENT_LOCKS = {
+    Strategy.NAIVE_LOCK: naive_item_lock,
+    Strategy.LOCK: item_lock,
+    Strategy.LOCK_FENCED: item_lock,
+}
+
+
+def placement_lock(sale: Sale) -> Lock | NaiveLock | None:
+    make_lock = PLACEMENT_LOCKS.get(sale.strategy)
+    return None if make_lock is None else make_lock(sale.pk)

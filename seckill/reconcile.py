@@ -46,9 +46,8 @@ from django.utils import timezone
 from seckill import stock
 from seckill.keys import sale_keys
 from seckill.leader import LeaderLease, run_as_leader
-from seckill.lifecycle import LOCK_SERIALIZED
 from seckill.lock import LockNotOwnedError, LockUnavailableError
-from seckill.locking import item_lock
+from seckill.locking import placement_lock
 from seckill.models import Order, Sale
 from shop.redis_client import get_redis
 
@@ -257,7 +256,7 @@ class ReconcileReport:
 def serialized(sale: Sale) -> Iterator[bool]:
     """The sale's own serialization (see module docstring); yields False if the item lock was
     not free within LOCK_WAIT. The transaction is always the innermost layer."""
-    lock = item_lock(sale.pk) if sale.strategy in LOCK_SERIALIZED else None
+    lock = placement_lock(sale)
     if lock is not None and not lock.acquire(blocking=True, timeout=LOCK_WAIT):
         yield False
         return
@@ -275,20 +274,8 @@ def serialized(sale: Sale) -> Iterator[bool]:
 
 
 def load_missing_mirror(sale: Sale, seen: Observation, client: redis.Redis) -> bool:
-    """Rebuild an absent mirror; queued redis_atomic units are deducted, which
-    :func:`stock.load_mirror` (database figures only) would not do."""
-    if not seen.unpersisted:
-        return stock.load_mirror(sale, client)
-    keys = sale_keys(sale.pk)
-    fence_floor = Sale.objects.values_list("last_fence", flat=True).get(pk=sale.pk)
-    args: list = [seen.expected_stock, stock.expire_at(sale), fence_floor]
-    for buyer, units in seen.expected_buyers.items():
-        args += [buyer, units]
-    return bool(
-        stock.scripts(client).load_if_missing(
-            keys=[keys.stock, keys.soldout, keys.buyers, keys.fence], args=args, client=client
-        )
-    )
+    """Rebuild an absent mirror (queued redis_atomic units deducted by the load script)."""
+    return stock.load_mirror(sale, client)
 
 
 def repair(sale: Sale, seen: Observation, client: redis.Redis) -> bool:

@@ -109,7 +109,7 @@ def read_modify_write(
         elif not rows.filter(last_fence__lt=fence).update(stock_left=new_left, last_fence=fence):
             raise StaleFence()
         order.save(force_insert=True)
-    stock.mirror_after_write(sale, new_left, buyer_id, quantity)
+    stock.mirror_sold(sale, buyer_id, quantity)
     return order
 
 
@@ -178,7 +178,7 @@ def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
         locked.save(update_fields=["stock_left"])
         order = new_order(sale, buyer.pk, quantity, key)
         order.save(force_insert=True)
-    stock.mirror_after_write(sale, locked.stock_left, buyer.pk, quantity)
+    stock.mirror_sold(sale, buyer.pk, quantity)
     return Placement(order, created=True)
 
 
