@@ -17,6 +17,8 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,40 @@ def wait_for_drain(sale_id: int, timeout: float) -> int:
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.25)
+
+
+def wait_for_quiet(sale_id: int, timeout: float, quiet: float = 2.0) -> bool:
+    """Wait until the sale's figures stop moving: when Locust stops, requests it already sent
+    may still sit in the server's backlog and commit seconds later. False on timeout."""
+    from seckill.models import Order, Sale
+
+    def figures() -> tuple:
+        return (Sale.objects.values_list("stock_left", flat=True).get(pk=sale_id),
+                Order.objects.filter(sale_id=sale_id).count())
+
+    deadline = time.monotonic() + timeout
+    last, since = figures(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = figures()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return True
+    return False
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """One consistent view of the database for all counts (REPEATABLE READ on PostgreSQL;
+    a SQLite transaction is a snapshot already)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
 
 
 def project_audit(sale_id: int) -> dict[str, Any]:
@@ -108,14 +144,17 @@ def audit_sale(sale_id: int, results: Path, drain_timeout: float = 60.0) -> dict
     ``clean`` is the verdict of our own counts; the project's audit is reported beside it
     (``project_audit``), so a finding of either is visible and neither hides the other.
     """
+    quiet = wait_for_quiet(sale_id, drain_timeout)
     left = wait_for_drain(sale_id, drain_timeout)
-    verdict = count(sale_id, accepted_records(results))
+    with snapshot():
+        verdict = count(sale_id, accepted_records(results))
     verdict["queued_left"] = left
+    verdict["settled"] = quiet
     verdict["project_audit"] = project_audit(sale_id)
     verdict["clean"] = (
         verdict["oversold"] == 0 and verdict["duplicates"] == 0
         and verdict["limit_violations"] == 0 and verdict["lost_orders"] == 0
-        and verdict["conserved"] and left == 0
+        and verdict["conserved"] and left == 0 and quiet
     )
     return verdict
 

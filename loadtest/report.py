@@ -40,7 +40,7 @@ def project_label(a: dict[str, Any]) -> str:
 
 def verdict_table(phases: list[dict[str, Any]]) -> Table:
     headers = ["strategy", "scenario", "stock", "units sold", "oversold", "duplicates",
-               "limit violations", "lost orders", "conserved", "queue drained",
+               "limit violations", "lost orders", "conserved", "settled",
                "verdict (our counts)", "seckill_audit"]
     rows = []
     for p in phases:
@@ -49,7 +49,8 @@ def verdict_table(phases: list[dict[str, Any]]) -> Table:
             p["strategy"], p["scenario"], str(a["stock_total"]), str(a["units_sold"]),
             str(a["oversold"]), str(a["duplicates"]), str(a["limit_violations"]),
             str(a["lost_orders"]), "yes" if a["conserved"] else "NO",
-            "yes" if a["queued_left"] == 0 else f"NO ({a['queued_left']} left)",
+            "yes" if a["queued_left"] == 0 and a.get("settled", True)
+            else f"NO ({a['queued_left']} queued)",
             verdict_label(p), project_label(a),
         ])
     return headers, rows

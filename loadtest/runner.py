@@ -65,7 +65,7 @@ def audit(env: dict[str, str], sale_id: int, results: Path, drain_timeout: float
     django_step(
         "audit", ["--sale", str(sale_id), "--results", str(results), "--out", str(out),
                   "--drain-timeout", str(drain_timeout)],
-        env, timeout=drain_timeout + 120,
+        env, timeout=2 * drain_timeout + 120,
     )
     return json.loads(out.read_text())
 
