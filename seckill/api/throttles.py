@@ -179,15 +179,29 @@ class AuthThrottle(RedisRateThrottle):
         return self.scoped_key(self.get_ident(request))
 
     def allow_request(self, request: Request, view) -> bool:
-        if not super().allow_request(request, view):
-            return False
-        username = _submitted_username(request)
-        if username is None or self.rate is None:
+        self._wait = 0.0
+        if self.rate is None:
             return True
+        self._wait = self.attempt(self.get_ident(request), _submitted_username(request))
+        return not self._wait
+
+    def attempt(self, ident: str, username: str | None) -> float:
+        """Count one sign-in attempt from address ``ident`` for ``username``; 0.0 when allowed,
+        else the seconds to wait. The browser login shares these budgets through
+        :func:`login_attempt`."""
+        allowed, wait = hit(self.scoped_key(ident), self.num_requests, self.duration)
+        if not allowed or not username:
+            return wait
         digest = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
-        allowed, self._wait = hit(self.scoped_key(f"user:{digest}"), self.num_requests,
-                                  self.duration)
-        return allowed
+        allowed, wait = hit(self.scoped_key(f"user:{digest}"), self.num_requests, self.duration)
+        return wait
+
+
+def login_attempt(ip: str, username: str | None) -> float:
+    """For the browser login view: 0.0 if this attempt may proceed, else seconds to wait
+    (answer 429 with Retry-After). Same budgets as the API's token endpoint."""
+    throttle = AuthThrottle()
+    return 0.0 if throttle.rate is None else throttle.attempt(ip, username)
 
 
 def _submitted_username(request: Request) -> str | None:

@@ -180,3 +180,15 @@ def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_re
     ]
     assert codes == [200, 200, 200, 429]
     assert Order.objects.count() == 0 and Sale.objects.get(pk=sale.pk).stock_left == 5
+
+
+def test_browser_login_helper_shares_the_auth_budget(django_user_model, rates):
+    """``login_attempt`` (for the browser login view) counts against the same per-address and
+    per-username budgets as the API's token endpoint."""
+    rates(auth="2/min")
+    client = APIClient()
+    body = {"username": "someone", "password": "wrong"}
+    assert client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.3.0.1").status_code == 401
+    assert throttles.login_attempt("10.3.0.9", "someone") == 0.0
+    assert throttles.login_attempt("10.3.0.8", "SOMEONE") > 0  # username budget spent
+    assert_throttled(client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.3.0.7"))
