@@ -42,8 +42,12 @@ local K = KEYS[1]
 local FENCE, QUEUE, WAITERS, DEPTH = K .. ':fence', K .. ':queue', K .. ':waiters', K .. ':depth'
 """
 
-# Helpers prepended to the scripts that may hand the lock to a waiter.
-_PRELUDE = _KEYS + """
+# Helpers for the slow paths (someone is queued). Kept out of the fast paths on purpose:
+# creating these closures and key names costs the server a few microseconds per call, as
+# much as the whole uncontended acquire.
+_PRELUDE = """
+local WAITERS, DEPTH = K .. ':waiters', K .. ':depth'
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -85,8 +89,9 @@ end
 # ARGV: token, ttl_ms, enqueue (0/1), waiter_lease_ms, fair (0/1), selfwake (0/1)
 # selfwake: the caller pipelines BLPOP on its wake list right behind this script, so a win
 # is also pushed there and that BLPOP returns at once (one round trip, win or wait).
-ACQUIRE = Script("acquire", _PRELUDE + """
-local token = ARGV[1]
+ACQUIRE = Script("acquire", """
+local K, token = KEYS[1], ARGV[1]
+local FENCE, QUEUE = K .. ':fence', K .. ':queue'
 local function won(fence)
   if ARGV[6] == '1' then
     local wake = K .. ':wake:' .. token
@@ -96,14 +101,22 @@ local function won(fence)
   return fence
 end
 local holder = redis.call('GET', K)
+if not holder and (ARGV[5] ~= '1' or redis.call('EXISTS', QUEUE) == 0) then
+  -- Fast path: free, and nobody queued (or unfair). No stale K:depth can exist here: it
+  -- always gets the lease's exact expiry, is deleted on release and on hand-off, and
+  -- RELEASE reads it only for reentrant holders.
+  redis.call('SET', K, token, 'PX', ARGV[2])
+  if ARGV[5] ~= '1' and ARGV[3] == '1' then
+    redis.call('HDEL', K .. ':waiters', token)  -- unfair re-poll: we left the queue
+  end
+  return won(redis.call('INCR', FENCE))
+end
+""" + _PRELUDE + """
 if not holder then
-  local w, fence = false, nil
-  if ARGV[5] == '1' and redis.call('EXISTS', QUEUE) == 1 then w, fence = hand_off(token, true) end
+  -- Free, with waiters queued: the first live one gets it (maybe us).
+  local w, fence = hand_off(token, true)
   if not w then
-    -- No stale K:depth can exist here: it always gets the lease's exact expiry, is deleted
-    -- on release and on hand-off, and RELEASE reads it only for reentrant holders.
     redis.call('SET', K, token, 'PX', ARGV[2])
-    if ARGV[5] ~= '1' then redis.call('HDEL', WAITERS, token) end  -- unfair: left the queue
     return won(redis.call('INCR', FENCE))
   end
   if w == token then return won(fence) end
@@ -136,9 +149,11 @@ return extra + 1
 """)
 
 # ARGV: token, reentrant (0/1), fair (0/1)
-RELEASE = Script("release", _PRELUDE + """
+RELEASE = Script("release", """
+local K = KEYS[1]
 if redis.call('GET', K) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' then
+  local DEPTH = K .. ':depth'
   local extra = tonumber(redis.call('GET', DEPTH) or '0')
   if extra > 1 then
     redis.call('DECR', DEPTH)
@@ -148,12 +163,17 @@ if ARGV[2] == '1' then
     return 2
   end
 end
+local FENCE, QUEUE = K .. ':fence', K .. ':queue'
+if redis.call('EXISTS', QUEUE) == 0 then
+  redis.call('DEL', K)  -- fast path: nobody waits
+  return 1
+end
+""" + _PRELUDE + """
 if ARGV[3] == '1' then
-  if redis.call('EXISTS', QUEUE) == 1 and hand_off(false, true) then return 1 end
-  redis.call('DEL', K)
+  if not hand_off(false, true) then redis.call('DEL', K) end
 else
   redis.call('DEL', K)
-  if redis.call('EXISTS', QUEUE) == 1 then hand_off(false, false) end
+  hand_off(false, false)
 end
 return 1
 """)
