@@ -6,6 +6,12 @@ from functools import cache
 
 import redis
 from django.conf import settings
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+# One quick retry: enough to replace a pooled connection that a Redis restart left dead, not the
+# library default's several backed-off attempts that turn an outage into multi-second requests.
+FAIL_FAST_RETRY = Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1)
 
 
 @cache
@@ -16,5 +22,6 @@ def get_redis() -> redis.Redis:
         socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
         socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
         health_check_interval=30,
+        retry=FAIL_FAST_RETRY,
         max_connections=200,
     )
