@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,9 +22,27 @@ def lock_key(name: str) -> str:
     return name if has_hash_tag(name) else f"lock:{{{name}}}"
 
 
-def new_token() -> str:
-    """A random per-acquisition token (128 bits): only the holder that set it can match it."""
-    return os.urandom(16).hex()
+class _TokenSource:
+    """Unique per-acquisition tokens: a random 128-bit per-process prefix plus a counter.
+
+    Unique across processes and hosts (the prefix) and within a process (the counter), for a
+    fraction of an ``os.urandom`` call per acquisition. Re-seeded in a forked child, which
+    would otherwise repeat its parent's tokens.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(16).hex() + "-"
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return self.prefix + format(next(self.counter), "x")
+
+
+new_token = _TokenSource()
 
 
 @dataclass(frozen=True, slots=True)
