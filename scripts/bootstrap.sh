@@ -5,10 +5,9 @@
 #   seckill_venv                  find a Python >= 3.12, create .venv if needed
 #   seckill_requirements FILE     pip install -r FILE, skipped while FILE (and what it
 #                                 includes) and the venv's Python are unchanged
-#   seckill_redis_probe URL       exit 0 when the server at URL answers PING
-#   seckill_local_redis_port      port of "the local Redis" (SECKILL_LOCAL_REDIS_PORT or 6379)
-#   seckill_redis_private NAME    start a private redis-server for this run (no persistence);
-#                                 sets SECKILL_PRIVATE_REDIS_URL
+#   seckill_redis VAR DB NAME     export VAR (REDIS_URL/TEST_REDIS_URL): VAR when set, else
+#                                 database DB of a Redis answering on 127.0.0.1:6379, else of
+#                                 a private redis-server (no persistence, log redis-NAME.log)
 #   seckill_spawn NAME LOG CMD... start CMD in its own process group, logging to LOG
 #   seckill_stop_all              stop every process group started by seckill_spawn (reverse
 #                                 order): SIGTERM to the leader, SIGKILL to what is left
@@ -190,6 +189,29 @@ seckill_redis_private() {
   seckill_die "the private redis-server did not start; see var/log/redis-$name.log"
 }
 
+# seckill_redis VAR DB NAME: export VAR (REDIS_URL, TEST_REDIS_URL) naming the Redis to use:
+# VAR itself when set (it must answer PING), else database DB of the Redis on 127.0.0.1 at
+# seckill_local_redis_port when it answers, else database DB of a private redis-server started
+# now (seckill_redis_private NAME; stopped by seckill_stop_all).
+seckill_redis() {
+  local var="$1" db="$2" name="$3" port url
+  port="$(seckill_local_redis_port)"
+  url="${!var:-}"
+  if [ -n "$url" ]; then
+    seckill_step "redis: $var=$url (from the environment)"
+    seckill_redis_probe "$url" \
+      || seckill_die "$var=$url does not answer PING; start it, or unset $var to let $0 find or start one"
+  elif "$SECKILL_PY" -m devtools.redis_server ping --port "$port"; then
+    url="redis://127.0.0.1:$port/$db"
+    seckill_step "redis: database $db of the Redis already running on 127.0.0.1:$port ($var=$url)"
+  else
+    seckill_step "redis: nothing answers on 127.0.0.1:$port; starting a private redis-server"
+    seckill_redis_private "$name"
+    url="${SECKILL_PRIVATE_REDIS_URL%/*}/$db"
+  fi
+  export "$var=$url"
+}
+
 # --- Processes ----------------------------------------------------------------------------------
 
 # seckill_spawn NAME LOG CMD...: CMD runs in a new session (so a new process group whose id is
@@ -206,12 +228,13 @@ seckill_spawn() {
 }
 
 # Call first in an exit/signal trap: from here on nothing may stop the cleanup -- not a failing
-# command (set -e), nor a closed terminal or pipe (`bin/run | tee log` and Ctrl-C kills tee first:
-# a write would raise SIGPIPE and kill this shell before it stopped anything). Output that cannot
-# be written is dropped.
+# command (set -e), not a second Ctrl-C or SIGTERM (`timeout` and process-group kills deliver
+# the signal twice; the cleanup is bounded by seckill_stop_all's SIGKILL anyway), nor a closed
+# terminal or pipe (`bin/run | tee log` and Ctrl-C kills tee first: a write would raise SIGPIPE
+# and kill this shell before it stopped anything). Output that cannot be written is dropped.
 seckill_cleanup_mode() {
   set +e
-  trap '' PIPE
+  trap '' INT TERM HUP PIPE
 }
 
 # Exit 0 while any process of group PGID is alive.
