@@ -255,3 +255,21 @@ def test_pipelined_acquire_of_a_free_lock_leaves_no_wake_key(redis_client) -> No
     assert not redis_client.keys(lock.key + ":wake:*")
     lock.release()
     assert protocol._contended[lock.key] is False  # no wait: next time a plain ACQUIRE
+
+
+def test_tokens_are_unique_across_fork() -> None:
+    import os
+
+    from seckill.lock.keys import new_token
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the token it would use next
+        os.write(write, new_token().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    os.close(read)
+    os.close(write)
+    mine = {new_token() for _ in range(1000)}
+    assert child not in mine and len(mine) == 1000
