@@ -57,9 +57,9 @@ def test_async_watchdog_keeps_and_reports_loss(redis_client, redis_url) -> None:
     async def scenario() -> None:
         client = aioredis.Redis.from_url(redis_url)
         lost = asyncio.Event()
-        a = AsyncLock(client, "adog", ttl=1.0, watchdog=True, on_lost=lambda lock: lost.set())
+        a = AsyncLock(client, "adog", ttl=1.5, watchdog=True, on_lost=lambda lock: lost.set())
         await a.acquire()
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(4.5)  # 3 x TTL
         assert await a.owned()
         await client.set(a.key, "other", px=60_000)
         await asyncio.wait_for(lost.wait(), 10)

@@ -85,8 +85,8 @@ def test_redlock_mutual_exclusion_threads(redis_trio) -> None:
 
 
 def test_redlock_watchdog_keeps_lease(redis_trio) -> None:
-    a = Redlock(redis_trio.clients, "rl-dog", ttl=1.0, watchdog=True)
+    a = Redlock(redis_trio.clients, "rl-dog", ttl=1.5, watchdog=True)
     a.acquire()
-    time.sleep(3.0)
+    time.sleep(4.5)  # 3 x TTL
     assert a.owned() and not a.lease_lost
     a.release()
