@@ -36,6 +36,8 @@ fi
 seckill_step() { printf '%s==> %s%s\n' "$_sk_bold" "$*" "$_sk_reset"; }
 seckill_info() { printf '    %s\n' "$*"; }
 seckill_warn() { printf '%swarning:%s %s\n' "$_sk_yellow" "$_sk_reset" "$*" >&2; }
+# A URL fit to print: the password, if any, replaced by ***.
+seckill_redact() { sed -E 's#(//[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
 seckill_die() {
   printf '%serror:%s %s\n' "$_sk_red" "$_sk_reset" "$*" >&2
   exit 1
@@ -198,9 +200,9 @@ seckill_redis() {
   port="$(seckill_local_redis_port)"
   url="${!var:-}"
   if [ -n "$url" ]; then
-    seckill_step "redis: $var=$url (from the environment)"
+    seckill_step "redis: $var=$(seckill_redact "$url") (from the environment)"
     seckill_redis_probe "$url" \
-      || seckill_die "$var=$url does not answer PING; start it, or unset $var to let $0 find or start one"
+      || seckill_die "$var=$(seckill_redact "$url") does not answer PING; start it, or unset $var to let $0 find or start one"
   elif "$SECKILL_PY" -m devtools.redis_server ping --port "$port"; then
     url="redis://127.0.0.1:$port/$db"
     seckill_step "redis: database $db of the Redis already running on 127.0.0.1:$port ($var=$url)"
