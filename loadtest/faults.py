@@ -286,6 +286,7 @@ class Result:
     audit_ok: bool | None = None
     audit: dict[str, Any] = field(default_factory=dict)
     skipped: str | None = None
+    note: str | None = None  # a documented limitation the scenario demonstrates
 
     @property
     def ok(self) -> bool:
@@ -316,6 +317,8 @@ class Result:
         parts.append(f"audit={'clean' if self.audit_ok else self.audit.get('violations')}")
         if failed:
             parts.append(f"FAILED={failed}")
+        if self.note:
+            parts.append(self.note)
         return "; ".join(parts)
 
 
@@ -325,6 +328,20 @@ def codes(answers: list[Answer]) -> dict[str, int]:
 
 # ---------------------------------------------------------------------------------------------
 # Scenarios.
+
+
+def supervise_celery(rig: Rig) -> bool:
+    """Restart the stack's Celery worker if it died, as compose's ``restart: unless-stopped``
+    does; True if it had died.
+
+    Why: with kombu 5.7 a worker whose Redis broker goes away sometimes exits with
+    "Unrecoverable error: AttributeError(... 'hostname')" instead of reconnecting.
+    """
+    workers = [p for p in [rig.celery, *rig.extra_procs] if p.args[:3][-1] == "celery"]
+    if all(p.poll() is not None for p in workers):
+        rig.start_celery_worker("supervised")
+        return True
+    return False
 
 
 def holder_worker_pid(rig: Rig, client_port: int) -> int | None:
@@ -434,6 +451,8 @@ def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced
         rig.redis_server.stop()
         down = [place(rig.url, t, sale_id, timeout=30) for t in tokens[stock // 2:][:4]]
         rig.redis_server.start()
+        time.sleep(1.0)
+        celery_died = supervise_celery(rig)
         client = rig.redis()
         result.check("keys_gone_after_restart", not client.exists(keys.stock))
         repeat = [buy_until_final(rig.url, t, sale_id) for t in tokens[:2]]
@@ -445,13 +464,15 @@ def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced
         sold_out_flag = bool(client.exists(keys.soldout))
         rig.redis_server.stop()
         rig.redis_server.start()
+        time.sleep(1.0)
+        celery_died = supervise_celery(rig) or celery_died
         late = buy_until_final(rig.url, tokens[-1], sale_id)
         orders = db_orders(sale_id)
         accepted = {a.order_id for a in first + rest if a.status in (201, 202)}
         result.observed = {
             "while_down": codes(down), "max_down_latency_s": round(max(a.elapsed for a in down), 2),
             "earlier_buyers_after": [a.code for a in repeat], "orders": len(orders),
-            "stock": stock, "late_buyer": late.code,
+            "stock": stock, "late_buyer": late.code, "celery_worker_died": celery_died,
         }
         result.check("down_is_503", all(a.status == 503 for a in down))
         result.check("down_is_fast", max(a.elapsed for a in down) < SLACK)
@@ -464,8 +485,58 @@ def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced
     return result
 
 
+def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "lock_fenced",
+                             buyers: int = 40, stock: int = 25, down: float = 1.0,
+                             persistence: bool = False) -> Result:
+    """Redis SIGKILLed and started again while a crowd is buying: requests in flight lose their
+    lock and their mirror writes. The crowd keeps retrying with its Idempotency-Keys until sold
+    out; the database must hold exactly the stock, never more.
+
+    redis_atomic keeps an accepted (202) order only in Redis until Celery writes it, so without
+    Redis persistence the orders accepted just before the crash are lost (reported as
+    ``lost_202``, a known limitation); ``persistence=True`` runs Redis with
+    ``appendonly yes, appendfsync always``, where none may be lost.
+    """
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if persistence else []
+    label = f"{strategy}{', AOF' if persistence else ''}"
+    result = Result(f"redis_restart_under_load[{label}]",
+                    "Redis SIGKILLed and restarted while a crowd buys"
+                    + (" (AOF always)" if persistence else " (no persistence)"))
+    with Rig(database_url, work, redis_server=RedisServer(extra_args=aof)) as rig:
+        tokens = make_buyers("rl", buyers)
+        sale_id = make_sale(strategy, stock)
+        answers: list[Answer] = []
+        runner = threading.Thread(
+            target=lambda: answers.extend(crowd(rig.url, tokens, sale_id, threads=6))
+        )
+        runner.start()
+        wait_for(lambda: len(db_orders(sale_id)) >= stock // 3, 120, 0.02)
+        rig.redis_server.kill()
+        time.sleep(down)
+        rig.redis_server.start()
+        time.sleep(1.0)
+        celery_died = supervise_celery(rig)
+        runner.join(600)
+        if strategy == "redis_atomic":
+            result.check("queue_drained", wait_drained(rig, sale_id))
+        orders = db_orders(sale_id)
+        accepted = {a.order_id for a in answers if a.status in (201, 202)}
+        lost = len(accepted - set(orders))
+        result.observed = {"answers": codes(answers), "orders": len(orders), "stock": stock,
+                           "lost_202": lost, "celery_worker_died": celery_died}
+        result.check("never_oversold", len(orders) <= stock)
+        if strategy == "redis_atomic" and not persistence:
+            result.note = ("known limitation: without Redis persistence, 202s accepted just "
+                           "before the crash are lost; run Redis with appendonly")
+        else:
+            result.check("sold_exactly_stock", len(orders) == stock)
+            result.check("every_accepted_is_an_order", lost == 0)
+        result.audited(rig, sale_id)
+    return result
+
+
 def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
-                      buyers: int = 16, stock: int = 10, frozen: float = 4.0) -> Result:
+                      buyers: int = 16, stock: int = 10, frozen: float = 8.0) -> Result:
     """Redis unreachable for a few seconds (SIGSTOP: connections hang, nothing is refused)
     while a crowd is buying. No request hangs: each is answered (503, or its order) within the
     client socket timeout plus slack; after SIGCONT the crowd (retrying its keys) sells out."""
@@ -499,7 +570,8 @@ def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
             "orders": len(orders), "stock": stock,
         }
         result.check("every_request_answered", all(a.status != 0 for a in answers))
-        result.check("none_hung", slowest < 2 * 2.0 + SLACK)
+        # Worst case per request: two Redis calls, each two attempts of the 2 s socket timeout.
+        result.check("none_hung", slowest < 2 * 2 * 2.0 + SLACK)
         result.check("saw_503_while_frozen", any(a.status == 503 for a in during))
         result.check("sold_exactly_stock", len(orders) == stock)
         result.audited(rig, sale_id)
@@ -529,36 +601,47 @@ def celery_worker_killed(database_url: str, work: Path, *, buyers: int = 30,
         some = wait_for(lambda: len(db_orders(sale_id)) > 0, 60, 0.01)
         os.killpg(rig.celery.pid, signal.SIGKILL)
         rig.celery.wait(10)
-        persisted_at_kill = len(db_orders(sale_id))
-        unacked = redelivered = redeliver_unacked(rig)
+        persisted = set(db_orders(sale_id))
+        redelivered = redeliver_unacked(rig)
         rig.start_celery_worker("replacement")
         drained = wait_drained(rig, sale_id, 180)
         orders = db_orders(sale_id)
         result.observed = {
-            "accepted_202": len(accepted), "persisted_at_kill": persisted_at_kill,
-            "redelivered": redelivered, "orders": len(orders), "stock": stock,
+            "accepted_202": len(accepted), "persisted_at_kill": len(persisted),
+            "redelivered_persist_tasks": len(redelivered),
+            "redelivered_already_written": len(persisted & set(redelivered)),
+            "orders": len(orders), "stock": stock,
         }
-        result.check("killed_mid_persist", bool(some) and persisted_at_kill < len(accepted))
-        result.check("unacked_were_redelivered", unacked >= 0)
+        result.check("killed_mid_persist", bool(some) and len(persisted) < len(accepted))
+        result.check("unacked_tasks_redelivered", len(redelivered) > 0)
         result.check("queue_drained", drained)
         result.check("every_202_is_an_order", accepted == set(orders))
         result.audited(rig, sale_id)
     return result
 
 
-def redeliver_unacked(rig: Rig) -> int:
-    """Put the dead worker's unacknowledged messages back on their queues now.
+def redeliver_unacked(rig: Rig) -> list[str]:
+    """Put the dead worker's unacknowledged messages back on their queues now; the order ids
+    of the persist tasks among them.
 
     Kombu's Redis transport does this by itself once a message has been unacknowledged for
     ``visibility_timeout`` (an hour here, so that ETA expiry tasks are not redelivered early);
     the same restore with a zero timeout stands in for waiting that hour.
     """
+    import base64
+
     from kombu import Connection
 
-    before = rig.redis().zcard("unacked_index")
+    order_ids = []
+    for raw in rig.redis().hvals("unacked"):
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+            message = json.loads(raw)[0]
+            if message["headers"].get("task") == "seckill.persist_order":
+                args = json.loads(base64.b64decode(message["body"]))[0]
+                order_ids.append(str(args[0]["id"]))
     with Connection(rig.redis_server.url, transport_options={"visibility_timeout": 0}) as conn:
         conn.default_channel.qos.restore_visible(start=0, num=10_000)
-    return int(before)
+    return order_ids
 
 
 NODE = """
@@ -671,6 +754,7 @@ def leader_killed(database_url: str, work: Path, *, interval: float = 0.5,
 SCENARIOS: dict[str, Callable[..., Result]] = {
     "gunicorn_worker_killed": gunicorn_worker_killed,
     "redis_restart": redis_restart,
+    "redis_restart_under_load": redis_restart_under_load,
     "redis_unreachable": redis_unreachable,
     "celery_worker_killed": celery_worker_killed,
     "leader_killed": leader_killed,
@@ -689,8 +773,13 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("gunicorn_worker_killed", {"buyers": 30, "stock": 10}),
         *[("redis_restart", {"strategy": s, "buyers": 60, "stock": 40})
           for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")],
+        *[("redis_restart_under_load", {"strategy": s, "buyers": 80, "stock": 50})
+          for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")],
+        ("redis_restart_under_load",
+         {"strategy": "redis_atomic", "buyers": 80, "stock": 50, "persistence": True}),
         *[("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40})
           for s in ("lock", "redis_atomic")],
+        ("redis_unreachable", {"strategy": "lock", "buyers": 60, "stock": 40, "frozen": 20.0}),
         ("celery_worker_killed", {"buyers": 200, "stock": 150}),
         ("leader_killed", {"rounds": 3}),
     ],
