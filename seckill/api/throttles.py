@@ -31,6 +31,7 @@ import time
 from collections import OrderedDict
 
 import redis
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -197,11 +198,12 @@ class AuthThrottle(RedisRateThrottle):
         return wait
 
 
-def login_attempt(ip: str, username: str | None) -> float:
+def login_attempt(request: HttpRequest, username: str | None) -> float:
     """For the browser login view: 0.0 if this attempt may proceed, else seconds to wait
-    (answer 429 with Retry-After). Same budgets as the API's token endpoint."""
+    (answer 429 with Retry-After). Same budgets and client address rules (NUM_PROXIES) as the
+    API's token endpoint."""
     throttle = AuthThrottle()
-    return 0.0 if throttle.rate is None else throttle.attempt(ip, username)
+    return 0.0 if throttle.rate is None else throttle.attempt(throttle.get_ident(request), username)
 
 
 def _submitted_username(request: Request) -> str | None:
