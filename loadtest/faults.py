@@ -517,13 +517,16 @@ def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "
         time.sleep(1.0)
         celery_died = supervise_celery(rig)
         runner.join(600)
+        swept = 0
         if strategy == "redis_atomic":
-            result.check("queue_drained", wait_drained(rig, sale_id))
+            swept = sweep_when_stuck(rig, sale_id)
+            result.check("queue_drained", wait_drained(rig, sale_id, 30))
         orders = db_orders(sale_id)
         accepted = {a.order_id for a in answers if a.status in (201, 202)}
         lost = len(accepted - set(orders))
         result.observed = {"answers": codes(answers), "orders": len(orders), "stock": stock,
-                           "lost_202": lost, "celery_worker_died": celery_died}
+                           "lost_202": lost, "celery_worker_died": celery_died,
+                           "persisted_by_sweep": swept}
         result.check("never_oversold", len(orders) <= stock)
         if strategy == "redis_atomic" and not persistence:
             result.note = ("known limitation: without Redis persistence, 202s accepted just "
@@ -535,11 +538,24 @@ def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "
     return result
 
 
+def sweep_when_stuck(rig: Rig, sale_id: int, patience: float = 30.0) -> int:
+    """If accepted orders still wait in Redis after ``patience`` s, run the periodic sweep
+    (beat's ``seckill.sweep`` every 30 s in production; no beat runs in the rig) once; the
+    number it persisted. A task lost with a dead broker connection stays unacknowledged for
+    the visibility timeout, so the sweep is what writes its order."""
+    from seckill.lifecycle import persist_stale_queued
+
+    if wait_drained(rig, sale_id, patience):
+        return 0
+    return persist_stale_queued(older_than_seconds=0)
+
+
 def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
                       buyers: int = 16, stock: int = 10, frozen: float = 8.0) -> Result:
     """Redis unreachable for a few seconds (SIGSTOP: connections hang, nothing is refused)
     while a crowd is buying. No request hangs: each is answered (503, or its order) within the
-    client socket timeout plus slack; after SIGCONT the crowd (retrying its keys) sells out."""
+    Redis socket timeouts (2 s, one retry: shop.redis_client) plus slack, and a freeze longer
+    than that is answered 503; after SIGCONT the crowd (retrying its keys) sells out."""
     result = Result(f"redis_unreachable[{strategy}]",
                     f"Redis frozen (SIGSTOP) for {frozen:.0f}s mid-sale")
     with Rig(database_url, work) as rig:
@@ -572,7 +588,10 @@ def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
         result.check("every_request_answered", all(a.status != 0 for a in answers))
         # Worst case per request: two Redis calls, each two attempts of the 2 s socket timeout.
         result.check("none_hung", slowest < 2 * 2 * 2.0 + SLACK)
-        result.check("saw_503_while_frozen", any(a.status == 503 for a in during))
+        result.check("only_503_or_served", all(a.status in (200, 201, 202, 409, 429, 503)
+                                               for a in answers))
+        if frozen >= 3 * 2 * 2.0:  # longer than any request can wait on Redis: some must fail
+            result.check("saw_503_while_frozen", any(a.status == 503 for a in during))
         result.check("sold_exactly_stock", len(orders) == stock)
         result.audited(rig, sale_id)
     return result
@@ -779,7 +798,8 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
          {"strategy": "redis_atomic", "buyers": 80, "stock": 50, "persistence": True}),
         *[("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40})
           for s in ("lock", "redis_atomic")],
-        ("redis_unreachable", {"strategy": "lock", "buyers": 60, "stock": 40, "frozen": 20.0}),
+        *[("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40, "frozen": 20.0})
+          for s in ("lock", "redis_atomic")],
         ("celery_worker_killed", {"buyers": 200, "stock": 150}),
         ("leader_killed", {"rounds": 3}),
     ],

@@ -41,7 +41,7 @@ from shop.redis_client import get_redis
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "throttle"
-REDIS_RETRY_AFTER = 1.0  # seconds to use the in-process limiter after a Redis failure
+REDIS_RETRY_AFTER = 5.0  # seconds to use the in-process limiter after a Redis failure
 LOCAL_MAX_KEYS = 10_000  # the in-process fallback forgets the least recently seen clients
 
 # KEYS[1]: the client's key. ARGV: emission interval (µs), period (µs).
