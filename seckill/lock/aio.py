@@ -77,7 +77,7 @@ class AsyncLock(LockCore):
 
     async def _drive(self, steps: Steps) -> Any:
         value: Any = None
-        error: Exception | None = None
+        error: BaseException | None = None
         while True:
             try:
                 op = steps.send(value) if error is None else steps.throw(error)
@@ -88,6 +88,8 @@ class AsyncLock(LockCore):
                 value = await self._execute(op)
             except UNREACHABLE as exc:
                 error = unavailable(self.name, op, exc)
+            except BaseException as exc:  # incl. cancellation: the steps may need to clean up
+                error = exc
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         fresh = self.token is None

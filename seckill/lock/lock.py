@@ -104,7 +104,7 @@ class Lock(LockCore):
 
     def _drive(self, steps: Steps) -> Any:
         value: Any = None
-        error: Exception | None = None
+        error: BaseException | None = None
         while True:
             try:
                 op = steps.send(value) if error is None else steps.throw(error)
@@ -115,6 +115,8 @@ class Lock(LockCore):
                 value = self._execute(op)
             except UNREACHABLE as exc:
                 error = unavailable(self.name, op, exc)
+            except BaseException as exc:  # incl. cancellation: the steps may need to clean up
+                error = exc
 
     # -- public API ----------------------------------------------------------------------------
 

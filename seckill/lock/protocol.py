@@ -185,19 +185,19 @@ class LockCore:
         wake = self.keys.wake(token)
         popped: Any = None
         just_waited = False  # `popped` holds a fresh BLPOP reply (or None: it timed out)
-        if enqueue and _contended.get(self.key):
-            wait = self._wait_chunk(self.poll_interval, deadline)
-            result, popped = yield AcquireWait(keys, args[:5], wake, wait)
-            just_waited = result < 0
-        else:
-            result = yield Eval(ACQUIRE, keys, args)
-        if result > 0:
-            _note_contention(self.key, False)
-            return self._won(token, result)
-        if not enqueue:
-            return False
-        _note_contention(self.key, True)
         try:
+            if enqueue and _contended.get(self.key):
+                wait = self._wait_chunk(self.poll_interval, deadline)
+                result, popped = yield AcquireWait(keys, args[:5], wake, wait)
+                just_waited = result < 0
+            else:
+                result = yield Eval(ACQUIRE, keys, args)
+            if result > 0:
+                _note_contention(self.key, False)
+                return self._won(token, result)
+            if not enqueue:
+                return False
+            _note_contention(self.key, True)
             while True:
                 if just_waited:
                     if popped is not None and int(popped[1]) > 0:
@@ -215,11 +215,17 @@ class LockCore:
                     return self._won(token, fence) if fence > 0 else False
                 popped = yield BlockPop(wake, self._wait_chunk(wait, deadline))
                 just_waited = True
-        except LockError:
-            # Redis failed while we waited: try to leave the queue; if even that fails, our
-            # entry's liveness lease makes releasers skip it soon.
-            with contextlib.suppress(LockError):
-                yield Eval(CANCEL, keys, (token,))
+        except GeneratorExit:  # abandoned by its driver: nothing may be yielded any more
+            raise
+        except BaseException:
+            # Redis failed, or the caller gave up (task cancelled, KeyboardInterrupt) while we
+            # were queued: leave the queue, and pass on a lock handed to us meanwhile - else
+            # it would sit with a holder that does not know it, for a whole TTL. If Redis is
+            # down, our queue entry's liveness lease makes releasers skip it soon.
+            if enqueue:
+                with contextlib.suppress(LockError):
+                    if (yield Eval(CANCEL, keys, (token,))) > 0:
+                        yield Eval(RELEASE, keys, (token, 0, args[4]))
             raise
 
     def _wait_chunk(self, wait: float, deadline: float | None) -> float:

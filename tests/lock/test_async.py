@@ -69,3 +69,22 @@ def test_async_watchdog_keeps_and_reports_loss(redis_client, redis_url) -> None:
         await client.aclose()
 
     run(scenario())
+
+
+def test_cancelled_waiter_leaves_the_queue_and_no_ghost_holder(redis_client, redis_url) -> None:
+    """asyncio.wait_for cancels a queued acquire: it must leave the queue, so the next
+    release does not hand the lock to a task that is gone."""
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        holder = AsyncLock(client, "acancel", ttl=30)
+        await holder.acquire()
+        waiter = AsyncLock(client, "acancel", ttl=30)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(waiter.acquire(), 0.3)
+        assert not await client.exists(holder.keys.queue, holder.keys.waiters)
+        await holder.release()
+        assert not await holder.locked()  # not handed to the cancelled waiter
+        await client.aclose()
+
+    run(scenario())
