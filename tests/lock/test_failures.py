@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def private_redis():
     yield server, client
     client.close()
     server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 def test_redis_restarted_mid_hold(private_redis) -> None:
