@@ -90,7 +90,7 @@ def settings_of(args: argparse.Namespace, database_url: str, redis_url: str) -> 
 
 
 def new_out_dir(args: argparse.Namespace, name: str) -> Path:
-    out = args.out or ROOT / "reports" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (args.out or ROOT / "reports" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     return out
 

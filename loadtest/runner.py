@@ -141,8 +141,18 @@ def run_locust(
         raise RuntimeError(f"locust wrote no stats (rc={rc}):\n{log}")
     endpoints = endpoint_stats(stats_csv)
     answers = gather_answers(results)
+    correct_order_count(endpoints.get(ORDER), answers)
     return {"generator": "locust", "endpoints": endpoints, "answers": answers,
             **accepted_rate(endpoints.get(ORDER), answers)}
+
+
+def correct_order_count(order: dict | None, answers: dict[str, int]) -> None:
+    """With ``--processes``, Locust's master can miss its workers' last stats reports; the
+    per-process answer files are complete, so the order count and rate are scaled to them."""
+    answered = sum(answers.values())
+    if order and answered > order["count"] > 0:
+        order["rps"] *= answered / order["count"]
+        order["locust_count"], order["count"] = order["count"], answered
 
 
 def accepted_rate(order: dict | None, answers: dict[str, int]) -> dict[str, float]:
