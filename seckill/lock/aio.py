@@ -1,7 +1,8 @@
 """``AsyncLock``: the same protocol and Lua scripts over ``redis.asyncio`` clients.
 
-Only the driver differs from :class:`seckill.lock.Lock` (``await`` instead of a call); the
-watchdog is an asyncio task stopped by an ``asyncio.Event``.
+Only the driver differs from :class:`seckill.lock.Lock` (``await`` instead of a call, the
+same ACQUIRE+BLPOP pipelining); the watchdog is an asyncio task stopped by an
+``asyncio.Event``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from .errors import LockTimeout, LockUnavailableError
@@ -59,6 +61,7 @@ class AsyncLock(LockCore):
         self.watchdog = watchdog
         self._watchdog_task: asyncio.Task[None] | None = None
         self._watchdog_stop: asyncio.Event | None = None
+        self._pipeline = isinstance(redis, AsyncRedis)
         socket_timeout = socket_timeout_of(redis)
         if socket_timeout is not None:
             self._max_block = max(0.01, socket_timeout / 2)
@@ -66,14 +69,28 @@ class AsyncLock(LockCore):
     async def _execute(self, op: Op) -> Any:
         if type(op) is Eval:
             return await run_script_async(self.redis, op.script, op.keys, op.args)
-        if type(op) is AcquireWait:  # in turn (no pipelining here)
-            result = await run_script_async(self.redis, ACQUIRE, op.keys, (*op.args, 0))
-            if result > 0:
-                return result, None
-            return result, await self.redis.blpop([op.wake], op.timeout)
+        if type(op) is AcquireWait:
+            return await self._acquire_wait(op)
         if type(op) is BlockPop:
             return await self.redis.blpop([op.key], op.timeout)
         return await self.redis.get(op.key)
+
+    async def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
+        """Async twin of ``Lock._acquire_wait``: one pipeline on a plain client."""
+        if self._pipeline:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(ACQUIRE.sha, len(op.keys), *op.keys, *op.args, 1)
+            pipe.blpop([op.wake], op.timeout)
+            result, popped = await pipe.execute(raise_on_error=False)
+            if not isinstance(result, NoScriptError):  # else: script cache flushed, redo below
+                for reply in (result, popped):
+                    if isinstance(reply, Exception):
+                        raise reply
+                return int(result), popped
+        result = await run_script_async(self.redis, ACQUIRE, op.keys, (*op.args, 0))
+        if result > 0:
+            return result, None
+        return result, await self.redis.blpop([op.wake], op.timeout)
 
     async def _drive(self, steps: Steps) -> Any:
         value: Any = None
