@@ -34,11 +34,7 @@ urlpatterns = [
     path("orders/<order_id:order_id>/pay/", views_shop.order_pay, name="order-pay"),
     path("orders/<order_id:order_id>/cancel/", views_shop.order_cancel, name="order-cancel"),
     path("accounts/signup/", views_accounts.signup, name="signup"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", views_accounts.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("staff/", views_staff.dashboard, name="staff-dashboard"),
     path("staff/sales/<int:sale_id>/reset/", views_staff.reset_sale, name="staff-reset"),

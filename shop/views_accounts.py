@@ -1,15 +1,41 @@
-"""Sign up (log in and log out are Django's own views, with this app's templates)."""
+"""Sign up and log in (Django's own views, with this app's templates and the API's sign-in
+rate limits, so a password-guessing bot gains nothing by using the browser forms instead)."""
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.contrib.auth import login
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from seckill.api.throttles import login_attempt
 from shop.forms import SignupForm
+
+
+def too_many_attempts(request: HttpRequest, form, template: str, wait: float) -> HttpResponse:
+    """429 with Retry-After, the form redrawn with the reason."""
+    seconds = max(1, math.ceil(wait))
+    form.add_error(None, f"Too many attempts from here. Try again in {seconds} s.")
+    response = render(request, template, {"form": form, "next": safe_next(request)}, status=429)
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, counting each attempt against the per-address and per-username budgets."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        wait = login_attempt(request, request.POST.get("username"))
+        if wait:
+            return too_many_attempts(request, self.get_form(), self.template_name, wait)
+        return super().post(request, *args, **kwargs)
 
 
 def safe_next(request: HttpRequest) -> str:
@@ -26,6 +52,10 @@ def safe_next(request: HttpRequest) -> str:
 def signup(request: HttpRequest) -> HttpResponse:
     """Create a buyer and sign them in straight away, back to the page that sent them here."""
     form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        wait = login_attempt(request, request.POST.get("username"))
+        if wait:  # account farming shares the sign-in budget
+            return too_many_attempts(request, form, "registration/signup.html", wait)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

@@ -70,3 +70,25 @@ def test_login_form_needs_csrf(make_user):
     client = Client(enforce_csrf_checks=True)
     response = client.post("/accounts/login/", {"username": "buyer", "password": PASSWORD})
     assert response.status_code == 403
+
+
+def test_browser_login_and_signup_are_rate_limited(client, make_user, settings):
+    """Guessing passwords through the login form hits the same budget as the API: the fourth
+    attempt in the window is refused with 429 and Retry-After, even with the right password."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"order": "1000/min", "order_ip": "1000/min", "auth": "3/min"},
+    }
+    make_user("victim")
+    for guess in ("a", "b", "c"):
+        response = client.post("/accounts/login/", {"username": "victim", "password": guess})
+        assert response.status_code == 200  # the form again, "wrong password"
+    refused = client.post("/accounts/login/", {"username": "victim", "password": PASSWORD})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "Too many attempts" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    farming = client.post(
+        "/accounts/signup/", {"username": "bot9", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert farming.status_code == 429
+    assert not get_user_model().objects.filter(username="bot9").exists()
