@@ -19,7 +19,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from .errors import LockTimeout, LockUnavailableError
-from .lock import UNREACHABLE, unavailable
+from .lock import UNREACHABLE, acquire_wait_replies, fill_acquire_wait, unavailable
 from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
 from .scripts import ACQUIRE, Script
 from .watchdog import renewal_verdict
@@ -76,17 +76,11 @@ class AsyncLock(LockCore):
         return await self.redis.get(op.key)
 
     async def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
-        """Async twin of ``Lock._acquire_wait``: one pipeline on a plain client."""
         if self._pipeline:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.evalsha(ACQUIRE.sha, len(op.keys), *op.keys, *op.args, 1)
-            pipe.blpop([op.wake], op.timeout)
-            result, popped = await pipe.execute(raise_on_error=False)
-            if not isinstance(result, NoScriptError):  # else: script cache flushed, redo below
-                for reply in (result, popped):
-                    if isinstance(reply, Exception):
-                        raise reply
-                return int(result), popped
+            pipe = fill_acquire_wait(self.redis.pipeline(transaction=False), op)
+            replies = acquire_wait_replies(await pipe.execute(raise_on_error=False))
+            if replies is not None:
+                return replies
         result = await run_script_async(self.redis, ACQUIRE, op.keys, (*op.args, 0))
         if result > 0:
             return result, None

@@ -28,6 +28,25 @@ def run_script(client: Any, script: Script, keys: tuple[str, ...], args: tuple[A
         return client.eval(script.source, len(keys), *keys, *args)
 
 
+def fill_acquire_wait(pipe: Any, op: AcquireWait) -> Any:
+    """Queue ACQUIRE (selfwake=1) and BLPOP on a sync or asyncio pipeline."""
+    pipe.evalsha(ACQUIRE.sha, len(op.keys), *op.keys, *op.args, 1)
+    pipe.blpop([op.wake], op.timeout)
+    return pipe
+
+
+def acquire_wait_replies(replies: list[Any]) -> tuple[int, Any] | None:
+    """The pipeline's (ACQUIRE result, BLPOP reply); None if the server had lost the script
+    (restart, SCRIPT FLUSH): the caller then redoes the step without the pipeline."""
+    result, popped = replies
+    if isinstance(result, NoScriptError):
+        return None
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return int(result), popped
+
+
 def unavailable(name: str, op: object, exc: Exception) -> LockUnavailableError:
     err = LockUnavailableError(
         f"lock {name!r}: Redis unreachable during {op!r} ({exc}); lock state unknown",
@@ -88,15 +107,10 @@ class Lock(LockCore):
 
     def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
         if self._pipeline:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.evalsha(ACQUIRE.sha, len(op.keys), *op.keys, *op.args, 1)
-            pipe.blpop([op.wake], op.timeout)
-            result, popped = pipe.execute(raise_on_error=False)
-            if not isinstance(result, NoScriptError):  # else: script cache flushed, redo below
-                for reply in (result, popped):
-                    if isinstance(reply, Exception):
-                        raise reply
-                return int(result), popped
+            pipe = fill_acquire_wait(self.redis.pipeline(transaction=False), op)
+            replies = acquire_wait_replies(pipe.execute(raise_on_error=False))
+            if replies is not None:
+                return replies
         result = run_script(self.redis, ACQUIRE, op.keys, (*op.args, 0))
         if result > 0:
             return result, None
