@@ -75,6 +75,8 @@ def endpoint_stats(csv_path: Path) -> dict[str, dict[str, float]]:
     stats = {}
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
+            if row["Name"] == "Aggregated":  # a sum over unlike requests; per endpoint only
+                continue
             stats[row["Name"]] = {
                 "count": int(row["Request Count"]),
                 "failures": int(row["Failure Count"]),
