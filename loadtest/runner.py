@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -167,8 +168,6 @@ def accepted_rate(order: dict | None, answers: dict[str, int]) -> dict[str, floa
 
 def _plain_env() -> dict[str, str]:
     """The generator's environment: ours, minus anything that would point it at Django."""
-    import os
-
     return {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
 
 
