@@ -9,7 +9,9 @@ free loopback port, keeps no data on disk and is stopped at the end of the sessi
   stop/kill/restart any of them (``trio.stop(1)``, ``trio.start(1)``) without affecting others.
 - ``redis_cluster``: a ``redis.cluster.RedisCluster`` client on a three-master cluster
   (``redis-cli --cluster create ... --cluster-replicas 0``); ``redis_cluster_handle`` gives the
-  servers, startup nodes and URL as well. Mark such tests ``@pytest.mark.cluster``.
+  servers, startup nodes and URL as well. Mark such tests ``@pytest.mark.cluster``. It is
+  session-scoped and shared: use hash-tagged keys of your own and do not stop its nodes (call
+  ``start_cluster()`` for a private cluster you may break).
 """
 
 from __future__ import annotations
