@@ -3,7 +3,7 @@
 Why not the usual tutorial watchdog: it renews with a plain EXPIRE (keeping alive a lock that
 someone else now holds) and is stopped by killing the thread. Here every renewal is the
 compare-and-extend script, a failed comparison ends the watchdog and reports the loss, and
-stopping is ``Event.set()`` + ``join()``.
+stopping is ``Event.set()`` (never killing the thread).
 """
 
 from __future__ import annotations
@@ -53,10 +53,17 @@ class Watchdog:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Ask the thread to stop and wait for it (at most one in-flight renewal)."""
+    def stop(self, wait: bool = False, timeout: float | None = 5.0) -> None:
+        """Ask the thread to stop; with ``wait``, also wait for it to finish.
+
+        Not waiting is safe and keeps a release fast (joining a thread costs a scheduler
+        round, several milliseconds on a busy machine, inside the holder's critical path): a
+        renewal still in flight is the compare-and-extend script, which Redis runs before or
+        after the release - before, it extends a lease about to be deleted; after, it finds
+        the token gone and the thread, seeing the stop flag, exits without reporting a loss.
+        """
         self._stop.set()
-        if self._thread is not threading.current_thread() and self._thread.is_alive():
+        if wait and self._thread is not threading.current_thread() and self._thread.is_alive():
             self._thread.join(timeout)
 
     @property

@@ -180,7 +180,8 @@ def test_timed_out_waiter_leaves_no_trace(redis_client) -> None:
     holder.acquire()
     assert not Lock(redis_client, "trace", ttl=10).acquire(timeout=0.2)
     holder.release()
-    assert set(redis_client.keys("*")) == {holder.keys.fence.encode()}
+    # Only this lock's keys: the shared test database also holds Celery's and idgen's.
+    assert set(redis_client.keys("lock:{trace}*")) == {holder.keys.fence.encode()}
 
 
 def test_every_auxiliary_key_expires(redis_client) -> None:
@@ -191,7 +192,7 @@ def test_every_auxiliary_key_expires(redis_client) -> None:
     waiter.start()
     while not redis_client.exists(holder.keys.queue):
         time.sleep(0.01)
-    for key in redis_client.keys("*"):
+    for key in redis_client.keys("lock:{aux}*"):
         if key != holder.keys.fence.encode():
             assert redis_client.pttl(key) > 0, key
     waiter.join()
