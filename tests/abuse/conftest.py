@@ -13,3 +13,10 @@ def _fresh_throttles(redis_client):
     reset_local_fallback()
     yield
     reset_local_fallback()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """These tests are about who may do what, not about the hasher: skip its deliberate cost
+    (seconds per account on a busy machine)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -31,3 +31,10 @@ def assert_result(result: Result) -> None:
     print(f"{result.name}: {result.summary()}")  # shown with -s / -rA: the observed figures
     assert all(result.checks.values()), detail
     assert result.audit_ok, detail
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """These tests are about who may do what, not about the hasher: skip its deliberate cost
+    (seconds per account on a busy machine)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
