@@ -356,17 +356,18 @@ def holder_worker_pid(rig: Rig, client_port: int) -> int | None:
     return None
 
 
-def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 6,
-                           stock: int = 4, lock_ttl: float = 2.0) -> Result:
+def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 5,
+                           stock: int = 3, lock_ttl: float = 2.0) -> Result:
     """A gunicorn worker is SIGKILLed while it holds the item lock (strategy ``lock``).
 
-    Every placement pauses 1 s inside the critical section (SECKILL_CRITICAL_SECTION_DELAY),
-    so the victim's request is caught holding the lock. Its watchdog dies with it, the lease
-    frees by TTL, the victim retries with the same Idempotency-Key, and the crowd sells out.
+    Every placement pauses 2 s inside the critical section (SECKILL_CRITICAL_SECTION_DELAY),
+    so the victim's request is caught holding the lock even on a busy machine. Its watchdog
+    dies with it, the lease frees by TTL, the victim retries with the same Idempotency-Key, and
+    the crowd sells out.
     """
     result = Result("gunicorn_worker_killed",
                     "gunicorn worker SIGKILLed while holding the item lock")
-    extra = {"SECKILL_LOCK_TTL": str(lock_ttl), "SECKILL_CRITICAL_SECTION_DELAY": "1.0",
+    extra = {"SECKILL_LOCK_TTL": str(lock_ttl), "SECKILL_CRITICAL_SECTION_DELAY": "2.0",
              "SECKILL_LOCK_WAIT": "0.5"}
     from seckill.keys import sale_keys
 
