@@ -486,6 +486,57 @@ def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced
     return result
 
 
+def redis_restart_mid_critical_section(database_url: str, work: Path) -> Result:
+    """Redis SIGKILLed and restarted while a buyer holds the item lock inside the critical
+    section (it has read the stock and pauses 2 s before writing): the restart wipes its lock,
+    so a second buyer takes a fresh one and reads the same stock.
+
+    Run on two sales in one stack. ``lock``: both write — two orders, one unit deducted (the
+    audit finds the lost update; this is what ``lock`` alone allows, as with a stalled holder in
+    tests/engine/test_fencing.py). ``lock_fenced``: the mirror rebuild restores the fence floor
+    from the database, so one of the two writes is refused (stale fence), its buyer retries,
+    and the sale stays conserved: audit clean.
+    """
+    result = Result("redis_restart_mid_critical_section",
+                    "Redis restarted while a lock holder is inside the critical section")
+    extra = {"SECKILL_CRITICAL_SECTION_DELAY": "2.0", "SECKILL_LOCK_WAIT": "0.5"}
+    from seckill.keys import sale_keys
+
+    with Rig(database_url, work, extra=extra) as rig:
+        tokens = make_buyers("rc", 2)
+        audits = {}
+        for strategy in ("lock", "lock_fenced"):
+            sale_id = make_sale(strategy, 5)
+            first: list[Answer] = []
+            holder = threading.Thread(
+                target=lambda sid=sale_id, out=first: out.append(
+                    buy_until_final(rig.url, tokens[0], sid))
+            )
+            holder.start()
+            wait_for(lambda sid=sale_id: rig.redis().exists(sale_keys(sid).lock), 30, 0.01)
+            time.sleep(0.3)  # it has read the stock and is pausing inside the lock
+            rig.redis_server.kill()
+            rig.redis_server.start()
+            second = buy_until_final(rig.url, tokens[1], sale_id)
+            holder.join(120)
+            supervise_celery(rig)
+            report = rig.audit(sale_id)
+            sale = (report.get("sales") or [{}])[0]
+            audits[strategy] = {
+                "answers": [first[0].code if first else "?", second.code],
+                "orders": len(db_orders(sale_id)), "stock_left": sale.get("stock_left"),
+                "violations": [v["code"] for v in sale.get("violations", [])],
+            }
+            if strategy == "lock_fenced":
+                result.audited(rig, sale_id)
+        result.observed = audits
+        result.check("both_buyers_served", all(
+            a["answers"] == ["ok", "ok"] and a["orders"] == 2 for a in audits.values()))
+        result.check("lock_alone_loses_the_update", "not_conserved" in audits["lock"]["violations"])
+        result.check("lock_fenced_conserved", audits["lock_fenced"]["stock_left"] == 3)
+    return result
+
+
 def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "lock_fenced",
                              buyers: int = 40, stock: int = 25, down: float = 1.0,
                              persistence: bool = False) -> Result:
@@ -792,6 +843,7 @@ def leader_killed(database_url: str, work: Path, *, interval: float = 0.5,
 SCENARIOS: dict[str, Callable[..., Result]] = {
     "gunicorn_worker_killed": gunicorn_worker_killed,
     "redis_restart": redis_restart,
+    "redis_restart_mid_critical_section": redis_restart_mid_critical_section,
     "redis_restart_under_load": redis_restart_under_load,
     "redis_unreachable": redis_unreachable,
     "celery_worker_killed": celery_worker_killed,
@@ -803,6 +855,7 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "small": [
         ("gunicorn_worker_killed", {}),
         ("redis_restart", {"strategy": "lock_fenced"}),
+        ("redis_restart_mid_critical_section", {}),
         ("redis_unreachable", {}),
         ("celery_worker_killed", {"buyers": 20, "stock": 20}),
         ("leader_killed", {"rounds": 1}),
@@ -811,6 +864,7 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("gunicorn_worker_killed", {"buyers": 30, "stock": 10}),
         *[("redis_restart", {"strategy": s, "buyers": 60, "stock": 40})
           for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")],
+        ("redis_restart_mid_critical_section", {}),
         *[("redis_restart_under_load", {"strategy": s, "buyers": 80, "stock": 50})
           for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")],
         ("redis_restart_under_load",

@@ -67,3 +67,11 @@ def test_fault_runner_cli_small_form(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     assert "| leader_killed | reconciler leader process SIGKILLed | PASS |" in done.stdout
+
+
+def test_redis_restarted_while_a_holder_is_in_the_critical_section(live_db, tmp_path):
+    """Fault: Redis SIGKILLed and restarted while a buyer holds the item lock between reading
+    and writing the stock; a second buyer then takes a fresh lock. Expect: under ``lock`` the
+    audit finds the lost update (what the plain lock allows); under ``lock_fenced`` one write
+    is refused by its fence, the buyer retries, and the sale is conserved: audit clean."""
+    assert_result(faults.redis_restart_mid_critical_section(live_db, tmp_path))
