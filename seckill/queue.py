@@ -18,7 +18,7 @@ from django.db.models import F
 from seckill import stock
 from seckill.errors import NotFound
 from seckill.keys import queued_order_index_key
-from seckill.models import Order, Sale
+from seckill.models import Order, OrderStatus, Sale
 from shop.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,17 @@ def persist(record: dict) -> tuple[Order, bool]:
     if existing is None:
         try:
             with transaction.atomic():
-                Sale.objects.filter(pk=order.sale_id).update(
-                    stock_left=F("stock_left") - order.quantity
-                )
+                deducted = Sale.objects.filter(
+                    pk=order.sale_id, stock_left__gte=order.quantity
+                ).update(stock_left=F("stock_left") - order.quantity)
+                if not deducted:
+                    # Only after Redis lost its data (a restart without persistence) while this
+                    # task was in flight: the mirror, rebuilt from a database that did not have
+                    # this order yet, sold its units again. Never oversell: record the order,
+                    # as its 202 promised, but cancelled and holding no units.
+                    log.error("order %s: no stock left to persist it; recorded as cancelled",
+                              order.id)
+                    order.status = OrderStatus.CANCELLED
                 order.save(force_insert=True)
             created = True
         except IntegrityError:
