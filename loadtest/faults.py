@@ -576,13 +576,17 @@ def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "
         orders = db_orders(sale_id)
         accepted = {a.order_id for a in answers if a.status in (201, 202)}
         lost = len(accepted - set(orders))
+        from seckill.models import Order, OrderStatus
+
+        cancelled = Order.objects.filter(sale_id=sale_id, status=OrderStatus.CANCELLED).count()
         result.observed = {"answers": codes(answers), "orders": len(orders), "stock": stock,
                            "lost_202": lost, "celery_worker_died": celery_died,
+                           "cancelled_no_unit_left": cancelled,
                            "persisted_by_sweep": swept}
         result.check("never_oversold", len(orders) <= stock)
         if strategy == "redis_atomic" and not persistence:
             result.note = ("known limitation: without Redis persistence, 202s accepted just "
-                           "before the crash are lost; run Redis with appendonly")
+                           "before the crash are lost or cancelled; run Redis with appendonly")
         else:
             result.check("sold_exactly_stock", len(orders) == stock)
             result.check("every_accepted_is_an_order", lost == 0)
