@@ -79,11 +79,19 @@ def find_redis_cli() -> Path:
     raise FileNotFoundError(f"no redis-cli beside {server}")
 
 
+# Cluster nodes also listen on port + 10000 (the cluster bus), so a port must leave room for it.
+MAX_SERVER_PORT = 55535
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, low enough for a cluster
+    node (whose bus port is port + 10000)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port <= MAX_SERVER_PORT:
+            return port
 
 
 def port_answers(host: str, port: int, timeout: float = 0.3) -> bool:

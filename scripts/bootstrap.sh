@@ -57,13 +57,14 @@ seckill_find_python() {
     _seckill_py_ok "$PYTHON" && { command -v "$PYTHON"; return 0; }
     seckill_die "PYTHON=$PYTHON is not a working Python >= $SECKILL_MIN_PY (with the venv module)"
   fi
-  for cand in python3.14 python3.13 python3.12 python3; do
+  # 3.12 first: the version CI runs and the pinned wheels are tested with
+  for cand in python3.12 python3.13 python3.14 python3; do
     if command -v "$cand" >/dev/null 2>&1 && _seckill_py_ok "$cand"; then
       command -v "$cand"
       return 0
     fi
   done
-  # pyenv installs that are not on PATH (or not selected by the shims): newest first
+  # pyenv installs that are not on PATH (or not selected by the shims): oldest supported first
   root="${PYENV_ROOT:-}"
   [ -n "$root" ] || root="$(pyenv root 2>/dev/null || true)"
   [ -n "$root" ] || root="$HOME/.pyenv"
@@ -74,11 +75,11 @@ seckill_find_python() {
         return 0
       fi
     done < <(find "$root/versions" -mindepth 3 -maxdepth 3 -path '*/bin/python3' 2>/dev/null \
-               | sort -V -r)
+               | sort -V)
   fi
   cat >&2 <<EOF
 ${_sk_red}error:${_sk_reset} no Python >= $SECKILL_MIN_PY found (Django 6 needs it).
-  Looked at: \$PYTHON, python3.14, python3.13, python3.12, python3 ($(python3 --version 2>&1 || echo 'not found')), pyenv versions in $root.
+  Looked at: \$PYTHON, python3.12, python3.13, python3.14, python3 ($(python3 --version 2>&1 || echo 'not found')), pyenv versions in $root.
   Install one, then run this again, e.g.:
     Debian 13 / Ubuntu 24.04+:  sudo apt install python3 python3-venv
     pyenv:                      pyenv install 3.12

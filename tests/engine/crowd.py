@@ -32,7 +32,7 @@ class Outcome:
     order_id: int | None = None
 
 
-def buy_once(sale_id: int, buyer: Buyer, give_up_after: float = 30.0) -> Outcome:
+def buy_once(sale_id: int, buyer: Buyer, give_up_after: float = 120.0) -> Outcome:
     from django.contrib.auth import get_user_model
     from django.db import connection
 

@@ -84,8 +84,8 @@ def test_persist_task_is_idempotent(redis_client):
     placement = place_order(sale.pk, user, 2)  # broker not eager: the task waits in Redis
     assert placement.queued and getattr(placement.order, "queued", False)
     record = queue.record_of(placement.order)
-    first = tasks.persist_order.apply(args=(record,)).get()
-    again = tasks.persist_order.apply(args=(record,)).get()
+    first = tasks.persist_order.apply(args=(record,)).result
+    again = tasks.persist_order.apply(args=(record,)).result
     assert first == again == str(placement.order.id)
     assert Order.objects.filter(sale=sale).count() == 1
     assert Sale.objects.get(pk=sale.pk).stock_left == 3
