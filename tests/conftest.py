@@ -115,3 +115,19 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks inline for this test (no concurrency is claimed where this is used).
+
+    Set on the Celery app itself: it reads Django's settings once, so overriding
+    ``settings.CELERY_TASK_ALWAYS_EAGER`` after the app was configured (say, by the session's
+    real worker fixture) would silently send the tasks to that worker instead.
+    """
+    from shop.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous

@@ -82,8 +82,8 @@ def assert_sold_exactly_the_stock(sale: Sale, outcomes: list[Outcome]) -> None:
 
 
 @pytest.mark.parametrize("strategy", SAFE)
-def test_thread_crowd_never_oversells(strategy, redis_client, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True  # persistence inline; the Lua script is the claim
+def test_thread_crowd_never_oversells(strategy, redis_client, eager_celery):
+    """Persistence runs inline: the Lua script (redis_atomic) is what is under test here."""
     sale = make_sale(stock=STOCK, strategy=strategy, per_user_limit=1)
     outcomes = run_threads(sale.pk, make_crowd())
     assert_sold_exactly_the_stock(sale, outcomes)

@@ -27,8 +27,7 @@ def overdue(order: Order) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["lock", "lock_fenced", "db_row_lock", "redis_atomic"])
-def test_expiry_returns_units_to_db_and_redis(strategy, redis_client, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+def test_expiry_returns_units_to_db_and_redis(strategy, redis_client, eager_celery):
     sale = make_sale(stock=2, strategy=strategy, per_user_limit=2)
     user = buyer()
     order = place_order(sale.pk, user, 2).order

@@ -10,8 +10,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.mark.parametrize("strategy", [s.value for s in Strategy])
-def test_sells_until_sold_out(strategy, redis_client, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+def test_sells_until_sold_out(strategy, redis_client, eager_celery):
     sale = make_sale(stock=3, strategy=strategy, per_user_limit=2)
     users = [get_user_model().objects.create_user(f"u{i}") for i in range(4)]
     for user in users[:3]:

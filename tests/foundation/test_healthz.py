@@ -38,17 +38,23 @@ def test_healthz_names_redis_when_it_stops(client, private_redis):
     assert "database" not in body["down"]
 
 
-def test_healthz_names_celery_without_worker(client, settings):
-    # A broker no worker listens on: the check must say "celery", not hang.
-    from shop.celery import app
+def test_healthz_names_celery_without_worker(client, monkeypatch, redis_url):
+    """A broker no worker listens on (another database of the test Redis): the check must
+    say "celery", not hang. A separate Celery app, so the shared one's pools stay intact."""
+    from celery import Celery
 
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:6379/11"
-    app.pool.force_close_all()
+    from shop import health
+
+    unused_db = "11" if not redis_url.endswith("/11") else "12"
+    monkeypatch.delenv("CELERY_BROKER_URL")  # it would override the broker given below
+    # set_as_current=False: shared tasks must stay bound to the project's app.
+    probe = Celery(
+        "probe", broker=redis_url.rsplit("/", 1)[0] + "/" + unused_db, set_as_current=False
+    )
+    monkeypatch.setattr(health, "celery_app", probe)
     try:
         response = client.get("/healthz")
     finally:
-        app.conf.broker_url = original
-        app.pool.force_close_all()
+        probe.close()
     assert response.status_code == 503
     assert response.json()["down"] == ["celery"]
