@@ -46,7 +46,9 @@ def env_int(name: str, default: int, environ: Mapping[str, str] = os.environ) ->
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
-def database_config(url: str | None, sqlite_path: Path) -> dict[str, Any]:
+def database_config(
+    url: str | None, sqlite_path: Path, pool_max_size: int = 16
+) -> dict[str, Any]:
     """Django DATABASES['default'] from a DATABASE_URL, or the embedded SQLite file.
 
     SQLite runs in WAL mode with IMMEDIATE transactions: writers queue on the database lock at
@@ -56,6 +58,16 @@ def database_config(url: str | None, sqlite_path: Path) -> dict[str, Any]:
     if not url:
         url = f"sqlite:///{sqlite_path}"
     config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    if config["ENGINE"] == "django.db.backends.postgresql" and pool_max_size > 0:
+        # A bounded pool per process: a crowd of request threads queues for a connection
+        # instead of opening one each and exhausting the server's max_connections.
+        config["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not
+        config["CONN_HEALTH_CHECKS"] = False
+        config["OPTIONS"] = {
+            "connect_timeout": 5,
+            "pool": {"min_size": 1, "max_size": pool_max_size, "timeout": 10},
+        }
+        return config
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not :memory:, for tests too: Celery workers and gunicorn in other processes
         # must see the same test database.

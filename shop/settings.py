@@ -70,7 +70,12 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_config(os.environ.get("DATABASE_URL"), VAR_DIR / "db.sqlite3")}
+# DB_POOL_MAX_SIZE: PostgreSQL connections per process (0 = no pool, one per thread).
+DATABASES = {
+    "default": database_config(
+        os.environ.get("DATABASE_URL"), VAR_DIR / "db.sqlite3", env_int("DB_POOL_MAX_SIZE", 16)
+    )
+}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -41,19 +41,18 @@ def buy_once(sale_id: int, buyer: Buyer, give_up_after: float = 120.0) -> Outcom
 
     user = get_user_model().objects.get(pk=buyer.user_id)
     deadline = time.monotonic() + give_up_after
-    try:
-        while True:
-            try:
-                placement = place_order(sale_id, user, 1, buyer.key)
-                return Outcome(buyer.user_id, buyer.key, "ok", placement.order.id)
-            except Busy:
-                if time.monotonic() > deadline:
-                    return Outcome(buyer.user_id, buyer.key, "busy")
-                time.sleep(random.uniform(0.002, 0.02))
-            except SeckillError as refusal:
-                return Outcome(buyer.user_id, buyer.key, refusal.code)
-    finally:
-        connection.close()
+    while True:
+        try:
+            placement = place_order(sale_id, user, 1, buyer.key)
+            return Outcome(buyer.user_id, buyer.key, "ok", placement.order.id)
+        except Busy:
+            if time.monotonic() > deadline:
+                return Outcome(buyer.user_id, buyer.key, "busy")
+        except SeckillError as refusal:
+            return Outcome(buyer.user_id, buyer.key, refusal.code)
+        finally:
+            connection.close()  # like the end of a request: back to the pool (PostgreSQL)
+        time.sleep(random.uniform(0.002, 0.02))
 
 
 def run_threads(sale_id: int, buyers: Sequence[Buyer], start_at: float | None = None) -> list:

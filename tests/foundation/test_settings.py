@@ -58,6 +58,9 @@ def test_database_url_selects_postgresql(tmp_path):
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.internal", 5433, "sales")
     assert config["USER"] == "shop" and config["PASSWORD"] == "pw"
+    assert config["OPTIONS"]["pool"]["max_size"] == 16 and config["CONN_MAX_AGE"] == 0
+    unpooled = database_config("postgres://shop@db/sales", tmp_path / "x", pool_max_size=0)
+    assert "pool" not in unpooled["OPTIONS"] and unpooled["CONN_MAX_AGE"] == 60
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess:

@@ -152,7 +152,7 @@ def test_waiter_wakes_on_release_not_on_poll(redis_client, fair) -> None:
     holder.release()
     assert got.wait(30)  # far below the 60 s poll: woken by the release
     t.join()
-    assert set(redis_client.keys("*")) == {holder.keys.fence.encode()}
+    assert set(redis_client.keys("lock:{wake}*")) == {holder.keys.fence.encode()}
 
 
 def test_unfair_try_lock_may_barge_fair_one_may_not(redis_client) -> None:
