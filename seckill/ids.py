@@ -41,3 +41,12 @@ def next_order_id() -> int:
 def parse_order_id(order_id: int) -> ParsedId:
     """Time, worker and sequence of an order id (for the teaching panel)."""
     return generator().parse(order_id)
+
+
+def reset_generator() -> None:
+    """Release this process's worker-id lease and forget the generator (a new Redis, tests)."""
+    global _generator
+    with _lock:
+        if _generator is not None:
+            _generator.close()
+        _generator = None

@@ -118,6 +118,24 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture
+def app_redis(settings):
+    """The app's own Redis (stock, locks, throttles) on a private server the test may stop or
+    restart; the shared test Redis is never touched that way."""
+    from devtools.redis_server import RedisServer
+    from seckill.ids import reset_generator
+    from shop.redis_client import get_redis
+
+    server = RedisServer().start()
+    settings.REDIS_URL = server.url
+    get_redis.cache_clear()
+    reset_generator()
+    yield server
+    reset_generator()  # its worker-id lease lived on the private server
+    server.stop()
+    get_redis.cache_clear()
+
+
+@pytest.fixture
 def eager_celery():
     """Run Celery tasks inline for this test (no concurrency is claimed where this is used).
 

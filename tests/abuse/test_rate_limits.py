@@ -10,10 +10,8 @@ import pytest
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from devtools.redis_server import RedisServer
 from seckill.api import throttles
 from seckill.models import Order, Sale
-from shop.redis_client import get_redis
 from tests.engine.factories import make_sale
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -147,17 +145,6 @@ def test_gcra_step_refills_one_slot_per_interval():
     ok, _, wait = throttles.gcra_step(tat, 100.0, 1.0, 3.0)
     assert not ok and wait == pytest.approx(1.0)
     assert throttles.gcra_step(tat, 101.0, 1.0, 3.0)[0]
-
-
-@pytest.fixture
-def app_redis(settings):
-    """The app's Redis on a private server this test may stop."""
-    server = RedisServer().start()
-    settings.REDIS_URL = server.url
-    get_redis.cache_clear()
-    yield server
-    server.stop()
-    get_redis.cache_clear()
 
 
 def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_redis):

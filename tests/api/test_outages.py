@@ -2,23 +2,10 @@
 
 import pytest
 
-from devtools.redis_server import RedisServer
 from seckill.models import Order, Sale
-from shop.redis_client import get_redis
 from tests.engine.factories import make_sale
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def app_redis(settings):
-    """The app's Redis (stock, locks) on a private server this test may stop."""
-    server = RedisServer().start()
-    settings.REDIS_URL = server.url
-    get_redis.cache_clear()
-    yield server
-    server.stop()
-    get_redis.cache_clear()
 
 
 @pytest.mark.parametrize("strategy", ["lock", "redis_atomic", "db_row_lock", "lock_fenced"])

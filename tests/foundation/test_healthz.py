@@ -2,21 +2,7 @@
 
 import pytest
 
-from devtools.redis_server import RedisServer
-from shop.redis_client import get_redis
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def private_redis(settings):
-    """Point the app's Redis client at a private server the test may stop."""
-    server = RedisServer().start()
-    settings.REDIS_URL = server.url
-    get_redis.cache_clear()
-    yield server
-    server.stop()
-    get_redis.cache_clear()
 
 
 def test_healthz_all_up(client, celery_worker):
@@ -27,9 +13,9 @@ def test_healthz_all_up(client, celery_worker):
     assert {c["status"] for c in body["components"].values()} == {"up"}
 
 
-def test_healthz_names_redis_when_it_stops(client, private_redis):
+def test_healthz_names_redis_when_it_stops(client, app_redis):
     assert client.get("/healthz").json()["components"]["redis"]["status"] == "up"
-    private_redis.stop()
+    app_redis.stop()
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
