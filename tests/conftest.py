@@ -149,3 +149,14 @@ def eager_celery():
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def persist_tasks_held(monkeypatch):
+    """redis_atomic orders stay queued in Redis: their persist messages are kept here instead
+    of going to the broker, where the session's real worker (if one runs) would write them."""
+    from seckill.tasks import persist_order
+
+    held: list[dict] = []
+    monkeypatch.setattr(persist_order, "delay", lambda record: held.append(record))
+    return held

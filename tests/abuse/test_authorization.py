@@ -26,8 +26,10 @@ def code(response) -> str:
     return response.json()["error"]["code"]
 
 
-def test_queued_redis_atomic_order_is_invisible_to_others(make_client, redis_client):
-    """A redis_atomic order still queued in Redis (no worker runs here) is served from Redis to
+def test_queued_redis_atomic_order_is_invisible_to_others(
+    make_client, redis_client, persist_tasks_held
+):
+    """A redis_atomic order still queued in Redis (its task held back) is served from Redis to
     its owner; to anyone else it does not exist — read, pay and cancel are all 404."""
     sale = make_sale(stock=5, strategy="redis_atomic")
     owner, stranger = make_client("owner"), make_client("stranger")

@@ -113,8 +113,8 @@ def test_my_orders_lists_only_mine(login):
     assert sale.product.name in html and "Pending Payment" in html
 
 
-def test_redis_atomic_order_page_while_still_queued(login):
-    """Accepted in Redis, not yet in the database (no Celery worker here): the page says so,
+def test_redis_atomic_order_page_while_still_queued(login, persist_tasks_held):
+    """Accepted in Redis, not yet in the database (its task held back): the page says so,
     offers no payment yet and refreshes itself."""
     sale = make_sale(stock=3, strategy="redis_atomic")
     client = login()
