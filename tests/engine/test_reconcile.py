@@ -22,7 +22,11 @@ from seckill.reconcile import LEADER_NAME, observe, reconcile, reconcile_task, r
 from tests.conftest import ROOT, subprocess_env
 from tests.engine.factories import make_sale
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # redis_atomic orders stay queued until a test persists them (a session worker may run).
+    pytest.mark.usefixtures("persist_tasks_held"),
+]
 
 
 def buyers(n: int, prefix: str = "r") -> list:
