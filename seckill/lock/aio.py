@@ -20,7 +20,7 @@ from redis.exceptions import NoScriptError
 
 from .errors import LockTimeout, LockUnavailableError
 from .lock import UNREACHABLE, acquire_wait_replies, fill_acquire_wait, unavailable
-from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
+from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, bind_client
 from .scripts import ACQUIRE, Script
 from .watchdog import renewal_verdict
 
@@ -57,14 +57,9 @@ class AsyncLock(LockCore):
             name, ttl=ttl, reentrant=reentrant, fair=fair, blocking_timeout=blocking_timeout,
             poll_interval=poll_interval, on_lost=on_lost,
         )
-        self.redis = redis
-        self.watchdog = watchdog
         self._watchdog_task: asyncio.Task[None] | None = None
         self._watchdog_stop: asyncio.Event | None = None
-        self._pipeline = isinstance(redis, AsyncRedis)
-        socket_timeout = socket_timeout_of(redis)
-        if socket_timeout is not None:
-            self._max_block = max(0.01, socket_timeout / 2)
+        bind_client(self, redis, watchdog, pipelined=isinstance(redis, AsyncRedis))
 
     async def _execute(self, op: Op) -> Any:
         if type(op) is Eval:
@@ -125,10 +120,7 @@ class AsyncLock(LockCore):
 
     async def __aenter__(self) -> AsyncLock:
         if not await self.acquire(blocking=True, timeout=self.blocking_timeout):
-            raise LockTimeout(
-                f"lock {self.name!r} not acquired within {self.blocking_timeout}s",
-                lock_name=self.name,
-            )
+            raise LockTimeout.waiting_for(self)
         return self
 
     async def __aexit__(

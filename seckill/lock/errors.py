@@ -22,6 +22,11 @@ class LockNotOwnedError(LockError):
 class LockTimeout(LockError):
     """A blocking acquire in a ``with`` block did not get the lock within ``blocking_timeout``."""
 
+    @classmethod
+    def waiting_for(cls, lock: object) -> LockTimeout:
+        name, timeout = lock.name, lock.blocking_timeout  # type: ignore[attr-defined]
+        return cls(f"{type(lock).__name__} {name!r} not acquired within {timeout}s", lock_name=name)
+
 
 class LockUnavailableError(LockError):
     """Redis could not be reached (or timed out) during a lock operation; state is unknown.

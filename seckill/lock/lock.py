@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -13,7 +13,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import LockTimeout, LockUnavailableError
-from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, socket_timeout_of
+from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, bind_client
 from .scripts import ACQUIRE, Script
 from .watchdog import Watchdog
 
@@ -56,7 +56,22 @@ def unavailable(name: str, op: object, exc: Exception) -> LockUnavailableError:
     return err
 
 
-class Lock(LockCore):
+class HeldWith:
+    """``with lock:`` - a blocking acquire bounded by ``blocking_timeout``, release on exit."""
+
+    def __enter__(self) -> Self:
+        if not self.acquire(blocking=True, timeout=self.blocking_timeout):
+            raise LockTimeout.waiting_for(self)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class Lock(HeldWith, LockCore):
     """A Redis lease lock: ``SET NX PX`` semantics, compare-and-act release/extend via Lua,
     fencing tokens, FIFO hand-off to blocked waiters, optional watchdog and reentrancy.
 
@@ -85,14 +100,9 @@ class Lock(LockCore):
             name, ttl=ttl, reentrant=reentrant, fair=fair, blocking_timeout=blocking_timeout,
             poll_interval=poll_interval, on_lost=on_lost,
         )
-        self.redis = redis
-        self.watchdog = watchdog
         self._watchdog: Watchdog | None = None
         # A plain client can pipeline ACQUIRE + BLPOP; a cluster client runs them in turn.
-        self._pipeline = isinstance(redis, Redis)
-        socket_timeout = socket_timeout_of(redis)
-        if socket_timeout is not None:
-            self._max_block = max(0.01, socket_timeout / 2)
+        bind_client(self, redis, watchdog, pipelined=isinstance(redis, Redis))
 
     # -- I/O driver ----------------------------------------------------------------------------
 
@@ -164,20 +174,6 @@ class Lock(LockCore):
     def locked(self) -> bool:
         """True if anyone holds the lock."""
         return self._drive(self._locked_steps())
-
-    def __enter__(self) -> Lock:
-        if not self.acquire(blocking=True, timeout=self.blocking_timeout):
-            raise LockTimeout(
-                f"lock {self.name!r} not acquired within {self.blocking_timeout}s",
-                lock_name=self.name,
-            )
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     # -- watchdog ------------------------------------------------------------------------------
 

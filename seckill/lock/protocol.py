@@ -294,6 +294,16 @@ class LockCore:
             self.on_lost(self)
 
 
+def bind_client(lock: LockCore, redis: Any, watchdog: bool, pipelined: bool) -> None:
+    """What a driver keeps of its client; a blocking wait stays under the socket timeout."""
+    lock.redis = redis  # type: ignore[attr-defined]
+    lock.watchdog = watchdog  # type: ignore[attr-defined]
+    lock._pipeline = pipelined  # type: ignore[attr-defined]
+    socket_timeout = socket_timeout_of(redis)
+    if socket_timeout is not None:
+        lock._max_block = max(0.01, socket_timeout / 2)
+
+
 def socket_timeout_of(client: Any) -> float | None:
     """The client's socket timeout, if it exposes one (BLPOP must return before it fires)."""
     holders = (getattr(client, "connection_pool", None), getattr(client, "nodes_manager", None))

@@ -17,20 +17,19 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from .errors import LockError, LockNotOwnedError, LockTimeout, LockUnavailableError
+from .errors import LockError, LockNotOwnedError, LockUnavailableError
 from .keys import LockKeys, new_token
-from .lock import UNREACHABLE, run_script
+from .lock import UNREACHABLE, HeldWith, run_script
 from .protocol import seconds_to_ms
 from .scripts import ACQUIRE, EXTEND, RELEASE, Script
 from .watchdog import Watchdog
 
 
-class Redlock:
+class Redlock(HeldWith):
     """Distributed lock over independent masters; interface of :class:`seckill.lock.Lock`."""
 
     def __init__(
@@ -194,14 +193,3 @@ class Redlock:
         if self.on_lost is not None:
             self.on_lost(self)
 
-    def __enter__(self) -> Redlock:
-        if not self.acquire(blocking=True, timeout=self.blocking_timeout):
-            raise LockTimeout(f"Redlock {self.name!r} not acquired within "
-                              f"{self.blocking_timeout}s", lock_name=self.name)
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
