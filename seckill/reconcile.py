@@ -49,7 +49,7 @@ from seckill.leader import LeaderLease, run_as_leader
 from seckill.lock import LockNotOwnedError, LockUnavailableError
 from seckill.locking import placement_lock
 from seckill.models import Order, Sale
-from shop.redis_client import get_redis
+from shop.redis_client import get_redis, registered_script
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +91,6 @@ else
 end
 return 1
 """
-
-_repair_scripts: dict[int, Any] = {}
-
-
-def _repair_script(client: redis.Redis):
-    found = _repair_scripts.get(id(client))
-    if found is None:
-        found = _repair_scripts[id(client)] = client.register_script(REPAIR)
-    return found
-
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
@@ -287,7 +277,7 @@ def repair(sale: Sale, seen: Observation, client: redis.Redis) -> bool:
     ]
     for buyer, (old, new) in seen.buyer_changes().items():
         args += [buyer, old, new]
-    done = _repair_script(client)(
+    done = registered_script(REPAIR, client)(
         keys=[keys.stock, keys.soldout, keys.buyers, keys.queued], args=args, client=client
     )
     return bool(done)

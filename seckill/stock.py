@@ -18,7 +18,7 @@ from django.db.models import Sum
 
 from seckill.keys import SaleKeys, sale_keys
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
-from shop.redis_client import get_redis
+from shop.redis_client import get_redis, registered_script
 
 # Keys outlive the sale by this much, so late payments and the audit still find them.
 KEY_GRACE = timedelta(days=1)
@@ -132,28 +132,6 @@ return 1
 """
 
 
-class _Scripts:
-    """Lua scripts registered once per process (EVALSHA, with redis-py's NOSCRIPT fallback)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.load_if_missing = client.register_script(LOAD_IF_MISSING)
-        self.check_sold_out = client.register_script(CHECK_SOLD_OUT)
-        self.mirror_sale = client.register_script(MIRROR_SALE)
-        self.reserve = client.register_script(RESERVE)
-        self.return_units = client.register_script(RETURN_UNITS)
-
-
-_scripts: dict[int, _Scripts] = {}
-
-
-def scripts(client: redis.Redis | None = None) -> _Scripts:
-    client = client or get_redis()
-    found = _scripts.get(id(client))
-    if found is None:
-        found = _scripts[id(client)] = _Scripts(client)
-    return found
-
-
 def expire_at(sale: Sale) -> int:
     return int((sale.ends_at + KEY_GRACE).timestamp())
 
@@ -175,7 +153,7 @@ def load_mirror(sale: Sale, client: redis.Redis | None = None) -> bool:
     args: list = [fresh.stock_left, expire_at(fresh), fresh.last_fence]
     for buyer_id, units in units_by_buyer(sale.pk).items():
         args += [buyer_id, units]
-    built = scripts(client).load_if_missing(
+    built = registered_script(LOAD_IF_MISSING, client)(
         keys=[keys.stock, keys.soldout, keys.buyers, keys.fence, keys.queued],
         args=args,
         client=client,
@@ -186,7 +164,7 @@ def load_mirror(sale: Sale, client: redis.Redis | None = None) -> bool:
 def is_sold_out(sale: Sale, client: redis.Redis | None = None) -> bool:
     """The hot-path short-circuit: one round trip, loading the mirror first if it is missing."""
     keys = sale_keys(sale.pk)
-    check = scripts(client).check_sold_out
+    check = registered_script(CHECK_SOLD_OUT, client)
     answer = check(keys=[keys.stock, keys.soldout], client=client)
     if answer == -1:
         load_mirror(sale, client)
@@ -202,7 +180,7 @@ def mark_sold_out(sale: Sale, client: redis.Redis | None = None) -> None:
 def mirror_sold(sale: Sale, buyer_id: int, units: int, client: redis.Redis | None = None) -> None:
     """Copy a committed sale (``units`` to ``buyer_id``) to the Redis mirror."""
     keys = sale_keys(sale.pk)
-    scripts(client).mirror_sale(
+    registered_script(MIRROR_SALE, client)(
         keys=[keys.stock, keys.soldout, keys.buyers],
         args=[buyer_id, units, expire_at(sale)],
         client=client,
@@ -228,7 +206,7 @@ def reserve(
     script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued]
     args = [buyer_id, quantity, sale.per_user_limit, idem_field, order_id,
             json.dumps(record), expire_at(sale)]
-    run = scripts(client).reserve
+    run = registered_script(RESERVE, client)
     status, found = run(keys=script_keys, args=args, client=client)
     if status == MISSING:
         load_mirror(sale, client)
@@ -238,7 +216,7 @@ def reserve(
 
 def return_units(sale: Sale, buyer_id: int, units: int, client: redis.Redis | None = None) -> None:
     keys = sale_keys(sale.pk)
-    scripts(client).return_units(
+    registered_script(RETURN_UNITS, client)(
         keys=[keys.stock, keys.soldout, keys.buyers], args=[buyer_id, units], client=client
     )
 

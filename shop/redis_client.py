@@ -7,6 +7,7 @@ from functools import cache
 import redis
 from django.conf import settings
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
 
 # One quick retry: enough to replace a pooled connection that a Redis restart left dead, not the
@@ -25,3 +26,17 @@ def get_redis() -> redis.Redis:
         retry=FAIL_FAST_RETRY,
         max_connections=200,
     )
+
+
+_registered: dict[tuple[int, str], Script] = {}
+
+
+def registered_script(source: str, client: redis.Redis | None = None) -> Script:
+    """A Lua script registered once per client and source: calls go out as EVALSHA, and
+    redis-py loads the script again by itself after a Redis restart (NOSCRIPT)."""
+    client = client or get_redis()
+    key = (id(client), source)
+    found = _registered.get(key)
+    if found is None:
+        found = _registered[key] = client.register_script(source)
+    return found

@@ -36,7 +36,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from shop.redis_client import get_redis
+from shop.redis_client import get_redis, registered_script
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +93,6 @@ class _LocalLimiter:
 
 _local = _LocalLimiter()
 _redis_down_until = 0.0
-_scripts: dict[int, object] = {}
-
-
-def _script(client: redis.Redis):
-    found = _scripts.get(id(client))
-    if found is None:
-        found = _scripts[id(client)] = client.register_script(GCRA)
-    return found
-
-
 def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:
     """Count one request against ``num_requests`` per ``period`` seconds for ``key``.
 
@@ -114,7 +104,7 @@ def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:
     if time.monotonic() >= _redis_down_until:
         client = get_redis()
         try:
-            allowed, wait_us = _script(client)(
+            allowed, wait_us = registered_script(GCRA, client)(
                 keys=[key], args=[round(interval * 1e6), round(period_f * 1e6)], client=client
             )
             return bool(allowed), int(wait_us) / 1e6
