@@ -270,7 +270,9 @@ def mirrored_stock(sale_ids: list[int], client: redis.Redis | None = None) -> di
 
 
 def drop_mirror(sale_id: int, client: redis.Redis | None = None) -> None:
-    """Delete a sale's Redis state except the fencing counter, which must never go backwards."""
+    """Delete a sale's Redis state except the fencing counter, which must never go backwards,
+    and the locks (a reset runs while holding one)."""
     client = client or get_redis()
     keys = sale_keys(sale_id)
-    client.delete(*[k for k in keys.all() if k not in (keys.fence, keys.lock)])
+    kept = (keys.fence, keys.lock, keys.naive_lock)
+    client.delete(*[k for k in keys.all() if k not in kept])

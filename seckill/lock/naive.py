@@ -19,6 +19,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .keys import lock_key
+
 
 class NaiveLock:
     """BROKEN by design (see the module docstring); same acquire/release interface as Lock."""
@@ -28,7 +30,7 @@ class NaiveLock:
     def __init__(self, redis: Any, name: str, ttl: float = 10.0, sleep: float = 0.001) -> None:
         self.redis = redis
         self.name = name
-        self.key = f"naive-lock:{name}"
+        self.key = lock_key(name)  # the same naming rule as Lock (hash tag kept, for Cluster)
         self.ttl = ttl
         self.sleep = sleep
         self._held = False

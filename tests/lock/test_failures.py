@@ -53,7 +53,7 @@ def test_naive_lock_crash_between_setnx_and_expire_holds_forever(redis_client) -
 
     with pytest.raises(SystemExit):
         NaiveLock(CrashBeforeExpire(), "forever", ttl=1).acquire()
-    assert redis_client.ttl("naive-lock:forever") == -1  # no TTL: locked until someone DELs it
+    assert redis_client.ttl("lock:{forever}") == -1  # no TTL: locked until someone DELs it
 
 
 def test_paused_holder_loses_lease_and_cannot_release_the_next_holders_lock(redis_client) -> None:
