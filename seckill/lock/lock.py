@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .errors import LockTimeout, LockUnavailableError
 from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, bind_client
 from .scripts import ACQUIRE, Script
-from .watchdog import Watchdog
+from .watchdog import RENEWER, Renewal
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
@@ -75,12 +75,13 @@ class Lock(HeldWith, LockCore):
     """A Redis lease lock: ``SET NX PX`` semantics, compare-and-act release/extend via Lua,
     fencing tokens, FIFO hand-off to blocked waiters, optional watchdog and reentrancy.
 
-    ``ttl`` is the lease in seconds. With ``watchdog=True`` a daemon thread renews the lease
-    every ``ttl/3`` while this holder still owns it; a lost lease sets ``lease_lost`` and calls
-    ``on_lost(lock)``. ``blocking_timeout`` bounds the wait of ``with lock:`` (LockTimeout).
-    ``fair=True`` (default) hands the lock to waiters in FIFO order; ``fair=False`` lets a
-    newcomer take a free lock ahead of woken waiters. ``poll_interval`` bounds how long a
-    waiter sleeps without a wake-up before re-checking (only matters if a holder dies).
+    ``ttl`` is the lease in seconds. With ``watchdog=True`` the process's shared renewal thread
+    renews the lease every ``ttl/3`` while this holder still owns it; a lost lease sets
+    ``lease_lost`` and calls ``on_lost(lock)`` (on that thread: keep it short).
+    ``blocking_timeout`` bounds the wait of ``with lock:`` (LockTimeout). ``fair=True``
+    (default) hands the lock to waiters in FIFO order; ``fair=False`` lets a newcomer take a
+    free lock ahead of woken waiters. ``poll_interval`` bounds how long a waiter sleeps
+    without a wake-up before re-checking (only matters if a holder dies).
     """
 
     def __init__(
@@ -100,7 +101,7 @@ class Lock(HeldWith, LockCore):
             name, ttl=ttl, reentrant=reentrant, fair=fair, blocking_timeout=blocking_timeout,
             poll_interval=poll_interval, on_lost=on_lost,
         )
-        self._watchdog: Watchdog | None = None
+        self._watchdog: Renewal | None = None
         # A plain client can pipeline ACQUIRE + BLPOP; a cluster client runs them in turn.
         bind_client(self, redis, watchdog, pipelined=isinstance(redis, Redis))
 
@@ -180,13 +181,12 @@ class Lock(HeldWith, LockCore):
     def _start_watchdog(self) -> None:
         token = self.token
         assert token is not None
-        self._watchdog = Watchdog(
+        self._watchdog = RENEWER.register(
             lambda: self._drive(self._renew_steps(token)),
-            interval=self.ttl / 3, lease=self.ttl, on_lost=self._lost,
-            name=f"lock-watchdog:{self.name}",
-        ).start()
+            interval=self.ttl / 3, lease=self.ttl, on_lost=self._lost, name=self.name,
+        )
 
     def _stop_watchdog(self) -> None:
         if self._watchdog is not None:
-            self._watchdog.stop()
+            self._watchdog.cancel()
             self._watchdog = None

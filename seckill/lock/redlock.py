@@ -26,7 +26,7 @@ from .keys import LockKeys, new_token
 from .lock import UNREACHABLE, HeldWith, run_script
 from .protocol import seconds_to_ms
 from .scripts import ACQUIRE, EXTEND, RELEASE, Script
-from .watchdog import Watchdog
+from .watchdog import RENEWER, Renewal
 
 
 class Redlock(HeldWith):
@@ -63,7 +63,7 @@ class Redlock(HeldWith):
         #: Seconds (monotonic clock) until which the last acquire/extend is certainly valid.
         self.valid_until = 0.0
         self.lease_lost = False
-        self._watchdog: Watchdog | None = None
+        self._watchdog: Renewal | None = None
 
     def __repr__(self) -> str:
         return f"<Redlock {self.key!r} on {len(self.clients)} masters fence={self.fence}>"
@@ -109,10 +109,10 @@ class Redlock(HeldWith):
             time.sleep(pause)
         if self.watchdog:
             token = self.token
-            self._watchdog = Watchdog(
+            self._watchdog = RENEWER.register(
                 lambda: self._extend_quorum(token, self.ttl_ms, 0), interval=self.ttl / 3,
-                lease=self.ttl, on_lost=self._lost, name=f"redlock-watchdog:{self.name}",
-            ).start()
+                lease=self.ttl, on_lost=self._lost, name=f"redlock:{self.name}",
+            )
         return True
 
     def _extend_quorum(self, token: str | None, ms: int, add: int) -> bool:
@@ -132,7 +132,7 @@ class Redlock(HeldWith):
         """Release on all masters; LockNotOwnedError if a quorum no longer had our token."""
         token = self.token
         if self._watchdog is not None:
-            self._watchdog.stop()
+            self._watchdog.cancel()
             self._watchdog = None
         if token is None:
             raise LockNotOwnedError(f"cannot release Redlock {self.name!r}: not acquired",
