@@ -596,7 +596,7 @@ def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "
 
 def sweep_when_stuck(rig: Rig, sale_id: int, patience: float = 30.0) -> int:
     """If accepted orders still wait in Redis after ``patience`` s, run the periodic sweep
-    (beat's ``seckill.sweep`` every 30 s in production; no beat runs in the rig) once; the
+    (beat's ``seckill.sweep`` every 10 s in production; no beat runs in the rig) once; the
     number it persisted. A task lost with a dead broker connection stays unacknowledged for
     the visibility timeout, so the sweep is what writes its order."""
     from seckill.lifecycle import persist_stale_queued
@@ -673,25 +673,29 @@ def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
 
 def celery_worker_killed(database_url: str, work: Path, *, buyers: int = 30,
                          stock: int = 30) -> Result:
-    """A Celery worker is SIGKILLed while persisting ``redis_atomic`` orders.
+    """A Celery worker is SIGKILLed while draining ``redis_atomic`` orders to the database.
 
-    The worker is paused while the crowd is accepted (202s pile up in the broker), resumed,
-    and killed as soon as it has written some. Its unacknowledged tasks (acks_late) are
-    redelivered — forced here the way the visibility timeout would do it an hour later — to a
-    replacement worker; persisting is idempotent by order id. Every 202 ends as exactly one
-    order and the stock is deducted once per order.
+    The worker is paused while the crowd is accepted (the orders pile up in the sale's queued
+    hash, their drain request in the broker), resumed, and killed as soon as it holds the
+    sale's drain lock. Its unacknowledged task (acks_late) is redelivered — forced here the way
+    the visibility timeout would do it an hour later — to a replacement worker, which waits out
+    the dead drain's lock lease; persisting is idempotent by order id. Every 202 ends as exactly
+    one order and the stock is deducted once per order.
     """
+    from seckill.keys import sale_keys
+
     result = Result("celery_worker_killed", "Celery worker SIGKILLed while persisting orders")
     with Rig(database_url, work, celery_concurrency=4) as rig:
         tokens = make_buyers("ck", buyers)
         sale_id = make_sale("redis_atomic", stock)
+        drain_lock = sale_keys(sale_id).drain_lock
         os.killpg(rig.celery.pid, signal.SIGSTOP)
         try:
             answers = crowd(rig.url, tokens, sale_id, threads=6)
         finally:
             os.killpg(rig.celery.pid, signal.SIGCONT)
         accepted = {a.order_id for a in answers if a.status == 202}
-        some = wait_for(lambda: len(db_orders(sale_id)) > 0, 60, 0.01)
+        draining = wait_for(lambda: rig.redis().exists(drain_lock), 60, 0.001)
         os.killpg(rig.celery.pid, signal.SIGKILL)
         rig.celery.wait(10)
         persisted = set(db_orders(sale_id))
@@ -701,11 +705,9 @@ def celery_worker_killed(database_url: str, work: Path, *, buyers: int = 30,
         orders = db_orders(sale_id)
         result.observed = {
             "accepted_202": len(accepted), "persisted_at_kill": len(persisted),
-            "redelivered_persist_tasks": len(redelivered),
-            "redelivered_already_written": len(persisted & set(redelivered)),
-            "orders": len(orders), "stock": stock,
+            "redelivered_drain_tasks": len(redelivered), "orders": len(orders), "stock": stock,
         }
-        result.check("killed_mid_persist", bool(some) and len(persisted) < len(accepted))
+        result.check("killed_while_draining", bool(draining))
         result.check("unacked_tasks_redelivered", len(redelivered) > 0)
         result.check("queue_drained", drained)
         result.check("every_202_is_an_order", accepted == set(orders))
@@ -713,28 +715,27 @@ def celery_worker_killed(database_url: str, work: Path, *, buyers: int = 30,
     return result
 
 
-def redeliver_unacked(rig: Rig) -> list[str]:
-    """Put the dead worker's unacknowledged messages back on their queues now; the order ids
-    of the persist tasks among them.
+def redeliver_unacked(rig: Rig) -> list[int]:
+    """Put the dead worker's unacknowledged messages back on their queues now; the sale ids
+    of the drain tasks among them.
 
     Kombu's Redis transport does this by itself once a message has been unacknowledged for
-    ``visibility_timeout`` (an hour here, so that ETA expiry tasks are not redelivered early);
-    the same restore with a zero timeout stands in for waiting that hour.
+    ``visibility_timeout`` (an hour); the same restore with a zero timeout stands in for
+    waiting that hour.
     """
     import base64
 
     from kombu import Connection
 
-    order_ids = []
+    sale_ids = []
     for raw in rig.redis().hvals("unacked"):
         with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
             message = json.loads(raw)[0]
-            if message["headers"].get("task") == "seckill.persist_order":
-                args = json.loads(base64.b64decode(message["body"]))[0]
-                order_ids.append(str(args[0]["id"]))
+            if message["headers"].get("task") == "seckill.persist_queued":
+                sale_ids.append(int(json.loads(base64.b64decode(message["body"]))[0][0]))
     with Connection(rig.redis_server.url, transport_options={"visibility_timeout": 0}) as conn:
         conn.default_channel.qos.restore_visible(start=0, num=10_000)
-    return order_ids
+    return sale_ids
 
 
 NODE = """

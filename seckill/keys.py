@@ -57,11 +57,23 @@ class SaleKeys:
         """Hash: order id -> JSON of an accepted order not yet in the database (redis_atomic)."""
         return f"{self.prefix}:queued"
 
+    @property
+    def drain(self) -> str:
+        """Present while a drain of :attr:`queued` is scheduled: the accepted order that finds it
+        missing sets it and asks Celery for one, so a crowd costs one task per batch, not one
+        per order (redis_atomic)."""
+        return f"{self.prefix}:drain"
+
+    @property
+    def drain_lock(self) -> str:
+        """Serializes the drains of one sale, so two workers do not write the same batch."""
+        return f"{self.prefix}:drain_lock"
+
     def all(self) -> list[str]:
         """Every key a sale creates (for TTLs and for deleting a sale's state)."""
         return [
             self.stock, self.lock, self.naive_lock, self.fence, self.buyers, self.soldout,
-            self.idempotency, self.queued,
+            self.idempotency, self.queued, self.drain, self.drain_lock,
         ]
 
 

@@ -19,8 +19,8 @@ from seckill import purchase_token as purchase_tokens
 from seckill.errors import Busy, InvalidRequest, LimitReached, NotFound, NotLive, Unavailable
 from seckill.lock import LockUnavailableError
 from seckill.models import Sale, SaleStatus
-from seckill.strategies import STRATEGIES, Placement, find_replay
-from seckill.tasks import schedule_expiry
+from seckill.sale_cache import sale_definition
+from seckill.strategies import CHECK_REPLAYS_INSIDE, STRATEGIES, Placement, find_replay
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 MAX_QUANTITY = 1000
@@ -69,11 +69,7 @@ def get_sale(sale_id: int) -> Sale:
 
 def _replay(sale: Sale, buyer_id: int, key: str) -> Placement | None:
     earlier = find_replay(sale, buyer_id, key)
-    if earlier is None:
-        return None
-    if earlier.sale_id != sale.pk:
-        raise InvalidRequest("this Idempotency-Key was already used for another sale")
-    return Placement(earlier, created=False)
+    return None if earlier is None else Placement(earlier, created=False)
 
 
 def place_order(
@@ -89,13 +85,16 @@ def place_order(
     quantity = clean_quantity(quantity)
     key = clean_idempotency_key(idempotency_key)
     with backing_services():
-        sale = get_sale(sale_id)
+        sale = sale_definition(sale_id)
         status = sale.status_at(timezone.now())
         if status in (SaleStatus.UPCOMING, SaleStatus.ENDED):
             raise NotLive(f"this sale is {status}")
-        replay = _replay(sale, buyer.pk, key)
-        if replay is not None:
-            return replay
+        # A purchase token must not be spent on a replay; strategies that check replays
+        # themselves would only repeat this query.
+        if key and (sale.require_purchase_token or sale.strategy not in CHECK_REPLAYS_INSIDE):
+            replay = _replay(sale, buyer.pk, key)
+            if replay is not None:
+                return replay
         if quantity > sale.per_user_limit:
             raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
         if sale.require_purchase_token:
@@ -109,6 +108,4 @@ def place_order(
             if replay is None:
                 raise
             return replay
-    if placement.created and not placement.queued:
-        schedule_expiry(placement.order)
     return placement

@@ -1,14 +1,23 @@
-"""redis_atomic's hand-off: orders accepted in Redis, written to the database by Celery.
+"""redis_atomic's hand-off: orders accepted in Redis, written to the database by Celery in batches.
 
-An accepted order lives in the sale's ``…:queued`` hash (and, self-contained, in the Celery
-message) until :func:`persist` writes it. Persisting is idempotent by order id, so a redelivered
-task (acks_late, a killed worker) never writes it twice, and the periodic sweep can re-run any
-record whose task was lost.
+An accepted order lives in the sale's ``…:queued`` hash until a *drain* writes it. The reserve
+script schedules drains: the first order accepted after a drain has started finds the sale's
+``…:drain`` flag missing, sets it, and its request sends one Celery task (``persist_queued``);
+orders accepted while the flag stands ride along. So a crowd costs one task and one
+transaction per batch — one stock UPDATE and one multi-row INSERT — instead of a broker publish
+and a transaction per order, on the request path and in the worker.
+
+Why nothing is left behind: a drain deletes the flag *before* it reads the hash, so any order
+accepted after that read found the flag gone and scheduled the next drain. Persisting is
+idempotent by order id, so a redelivered task (acks_late, a killed worker) never writes an order
+twice, and the periodic sweep drains whatever a lost task left. Drains of one sale take turns
+(a lock), so two workers never write the same batch.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,14 +25,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from seckill import stock
-from seckill.errors import NotFound
-from seckill.keys import queued_order_index_key
+from seckill.errors import Busy, NotFound
+from seckill.keys import queued_order_index_key, sale_keys
+from seckill.lock import Lock, LockNotOwnedError
 from seckill.models import Order, OrderStatus, Sale
 from shop.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
 QUEUED_INDEX_TTL = 24 * 3600
+DRAIN_BATCH = 500  # orders per transaction
+DRAIN_LOCK_TTL = 10.0  # renewed by the watchdog while a drain runs; a dead drain frees it
+DRAIN_LOCK_WAIT = 20.0  # a drain waiting longer than this is retried by Celery
+DRAIN_FENCE_TTL = 24 * 3600  # the drain lock's fencing counter is not needed once idle
 
 
 def record_of(order: Order) -> dict:
@@ -47,48 +61,123 @@ def order_from_record(record: dict) -> Order:
     return order
 
 
-def enqueue_persist(order: Order) -> None:
-    """Index the queued order for lookups by id, then hand it to Celery.
+def hand_off(order: Order, drain_due: bool) -> None:
+    """Make an accepted order findable by id and, if it was the first since the last drain
+    began, ask Celery for the next drain of its sale.
 
     If the broker is down the order is still safe in Redis: the sweep persists it.
     """
-    from seckill.tasks import persist_order
+    from seckill.tasks import persist_queued
 
     get_redis().set(queued_order_index_key(order.id), order.sale_id, ex=QUEUED_INDEX_TTL)
+    if not drain_due:
+        return
     try:
-        persist_order.delay(record_of(order))
+        persist_queued.delay(order.sale_id)
     except Exception:  # broker trouble must not fail an accepted order
-        log.exception("order %s: could not enqueue persist task; the sweep will", order.id)
+        log.exception("sale %s: could not schedule a drain; the sweep will", order.sale_id)
 
 
 def persist(record: dict) -> tuple[Order, bool]:
-    """Write a queued order and its stock deduction in one transaction; (order, created)."""
-    order = order_from_record(record)
-    existing = Order.objects.filter(pk=order.id).first()
-    if existing is None:
-        try:
-            with transaction.atomic():
-                deducted = Sale.objects.filter(
-                    pk=order.sale_id, stock_left__gte=order.quantity
-                ).update(stock_left=F("stock_left") - order.quantity)
-                if not deducted:
-                    # Only after Redis lost its data (a restart without persistence) while this
-                    # task was in flight: the mirror, rebuilt from a database that did not have
-                    # this order yet, sold its units again. Never oversell: record the order,
-                    # as its 202 promised, but cancelled and holding no units.
-                    log.error("order %s: no stock left to persist it; recorded as cancelled",
-                              order.id)
-                    order.status = OrderStatus.CANCELLED
-                order.save(force_insert=True)
-            created = True
-        except IntegrityError:
-            # A concurrent delivery of the same task won; its transaction holds the deduction.
-            existing = Order.objects.get(pk=order.id)
-    if existing is not None:
-        order, created = existing, False
-    stock.forget_queued(order.sale_id, order.id)
-    get_redis().delete(queued_order_index_key(order.id))
+    """Write one queued order and its stock deduction in one transaction; (order, created)."""
+    order, created = _write_one(order_from_record(record))
+    stock.forget_queued(order.sale_id, [order.pk])
     return order, created
+
+
+def _write_one(order: Order) -> tuple[Order, bool]:
+    existing = Order.objects.filter(pk=order.id).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            deducted = Sale.objects.filter(
+                pk=order.sale_id, stock_left__gte=order.quantity
+            ).update(stock_left=F("stock_left") - order.quantity)
+            if not deducted:
+                # Only after Redis lost its data (a restart without persistence) while this
+                # order was queued: the mirror, rebuilt from a database that did not have this
+                # order yet, sold its units again. Never oversell: record the order, as its
+                # 202 promised, but cancelled and holding no units.
+                log.error("order %s: no stock left to persist it; recorded as cancelled",
+                          order.id)
+                order.status = OrderStatus.CANCELLED
+            order.save(force_insert=True)
+        return order, True
+    except IntegrityError:
+        # A concurrent write of the same order won; its transaction holds the deduction.
+        return Order.objects.get(pk=order.id), False
+
+
+class _NotWhole(Exception):
+    """The batch cannot be written in one go; write its orders one at a time."""
+
+
+def persist_batch(sale_id: int, records: Iterable[dict]) -> int:
+    """Write queued orders of one sale: one stock UPDATE and one INSERT for the lot; the number
+    of orders written. Falls back to one at a time (exact, slower) when the sale lacks the stock
+    for all of them or one was written meanwhile; a record that fails alone stays queued."""
+    orders = [order_from_record(record) for record in records]
+    if not orders:
+        return 0
+    ids = [order.id for order in orders]
+    known = set(Order.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    fresh = [order for order in orders if order.id not in known]
+    done = list(known)
+    try:
+        with transaction.atomic():
+            units = sum(order.quantity for order in fresh)
+            if fresh and not Sale.objects.filter(pk=sale_id, stock_left__gte=units).update(
+                stock_left=F("stock_left") - units
+            ):
+                raise _NotWhole()
+            Order.objects.bulk_create(fresh)
+        written = len(fresh)
+        done += [order.id for order in fresh]
+    except (IntegrityError, _NotWhole):
+        written = 0
+        for order in fresh:
+            try:
+                written += _write_one(order)[1]
+            except Exception:  # one bad record must not hold up the others; it stays queued
+                log.exception("order %s: could not persist; left queued", order.id)
+                continue
+            done.append(order.id)
+    stock.forget_queued(sale_id, done)
+    return written
+
+
+def drain(sale_id: int, older_than_seconds: float | None = None) -> int:
+    """Persist the sale's queued orders (only those older than ``older_than_seconds``, for the
+    sweep); the number written. Raises Busy if another drain of the sale holds on too long."""
+    client = get_redis()
+    keys = sale_keys(sale_id)
+    client.delete(keys.drain)  # from here on, a newly accepted order schedules the next drain
+    lock = Lock(client, keys.drain_lock, ttl=DRAIN_LOCK_TTL, watchdog=True)
+    if not lock.acquire(blocking=True, timeout=DRAIN_LOCK_WAIT):
+        raise Busy("another drain of this sale is still running", retry_after=1)
+    try:
+        records = list(stock.queued_records(sale_id, client).values())
+        if older_than_seconds is not None:
+            cutoff = datetime.now().timestamp() - older_than_seconds
+            records = [r for r in records if _accepted_at(int(r["id"])) <= cutoff]
+        written = 0
+        for start in range(0, len(records), DRAIN_BATCH):
+            written += persist_batch(sale_id, records[start:start + DRAIN_BATCH])
+        return written
+    finally:
+        try:
+            lock.release()
+        except LockNotOwnedError:  # the lease ran out: harmless, writes are idempotent by id
+            log.warning("sale %s: drain lock lease lost before release", sale_id)
+        client.expire(lock.keys.fence, DRAIN_FENCE_TTL)
+
+
+def _accepted_at(order_id: int) -> float:
+    """When an order was accepted: its snowflake id's timestamp (s)."""
+    from seckill.ids import parse_order_id
+
+    return parse_order_id(order_id).timestamp_ms / 1000
 
 
 def find_in_sale(sale_id: int, order_id: int) -> Order | None:

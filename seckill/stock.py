@@ -16,7 +16,7 @@ from datetime import timedelta
 import redis
 from django.db.models import Sum
 
-from seckill.keys import SaleKeys, sale_keys
+from seckill.keys import SaleKeys, queued_order_index_key, sale_keys
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
 from shop.redis_client import get_redis, registered_script
 
@@ -81,8 +81,9 @@ return 1
 """
 
 # redis_atomic: check idempotency, stock and the per-buyer limit, then deduct, in one step.
-# Returns {status, order_id}: 1 accepted, 2 replay of an earlier key, 0 sold out,
-# -1 mirror missing, -2 limit reached.
+# Returns {status, order_id, drain_due}: status 1 accepted, 2 replay of an earlier key, 0 sold
+# out, -1 mirror missing, -2 limit reached; drain_due 1 when this accepted order found no drain
+# scheduled (the flag, KEYS[6], lives ARGV[8] ms unless a drain deletes it first).
 RESERVE = """
 local stock_key, buyers, soldout, idem, queued = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local buyer, qty, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -117,7 +118,9 @@ if idem_field ~= '' then
   redis.call('HSET', idem, idem_field, order_id)
   redis.call('EXPIREAT', idem, expire_at)
 end
-return {1, order_id}
+local drain_due = 0
+if redis.call('SET', KEYS[6], 1, 'NX', 'PX', ARGV[8]) then drain_due = 1 end
+return {1, order_id, drain_due}
 """
 
 # Units come back (cancel, expiry): only if the mirror exists; otherwise the next load
@@ -187,10 +190,16 @@ def mirror_sold(sale: Sale, buyer_id: int, units: int, client: redis.Redis | Non
     )
 
 
+# How long a scheduled drain may take to start before the next accepted order schedules another
+# (its task lost with a broker hiccup, say); the periodic sweep is the backstop after that.
+DRAIN_FLAG_TTL_MS = 5000
+
+
 @dataclass(frozen=True)
 class Reservation:
     status: int
     order_id: int | None
+    drain_due: bool = False  # accepted, and no drain of the queued hash was scheduled yet
 
 
 RESERVED, REPLAYED, SOLD_OUT, MISSING, LIMIT = 1, 2, 0, -1, -2
@@ -203,15 +212,16 @@ def reserve(
     """redis_atomic: the whole decision in one script; loads the mirror first if needed."""
     keys = sale_keys(sale.pk)
     idem_field = f"{buyer_id}:{idempotency_key}" if idempotency_key else ""
-    script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued]
+    script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued,
+                   keys.drain]
     args = [buyer_id, quantity, sale.per_user_limit, idem_field, order_id,
-            json.dumps(record), expire_at(sale)]
+            json.dumps(record), expire_at(sale), DRAIN_FLAG_TTL_MS]
     run = registered_script(RESERVE, client)
-    status, found = run(keys=script_keys, args=args, client=client)
+    status, found, *due = run(keys=script_keys, args=args, client=client)
     if status == MISSING:
         load_mirror(sale, client)
-        status, found = run(keys=script_keys, args=args, client=client)
-    return Reservation(int(status), int(found) if found else None)
+        status, found, *due = run(keys=script_keys, args=args, client=client)
+    return Reservation(int(status), int(found) if found else None, bool(due and due[0]))
 
 
 def return_units(sale: Sale, buyer_id: int, units: int, client: redis.Redis | None = None) -> None:
@@ -228,9 +238,16 @@ def queued_records(sale_id: int, client: redis.Redis | None = None) -> dict[int,
     return {int(k): json.loads(v) for k, v in raw.items()}
 
 
-def forget_queued(sale_id: int, order_id: int, client: redis.Redis | None = None) -> None:
+def forget_queued(sale_id: int, order_ids: list[int], client: redis.Redis | None = None) -> None:
+    """Drop persisted orders from the sale's queued hash, and their lookup-by-id entries."""
+    if not order_ids:
+        return
     client = client or get_redis()
-    client.hdel(sale_keys(sale_id).queued, order_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.hdel(sale_keys(sale_id).queued, *order_ids)
+    for order_id in order_ids:  # one key per command: they live in other cluster slots
+        pipe.delete(queued_order_index_key(order_id))
+    pipe.execute()
 
 
 def read_mirror(sale_id: int, client: redis.Redis | None = None) -> dict:
@@ -271,8 +288,8 @@ def mirrored_stock(sale_ids: list[int], client: redis.Redis | None = None) -> di
 
 def drop_mirror(sale_id: int, client: redis.Redis | None = None) -> None:
     """Delete a sale's Redis state except the fencing counter, which must never go backwards,
-    and the locks (a reset runs while holding one)."""
+    and the locks (a reset runs while holding one; a drain may be finishing)."""
     client = client or get_redis()
     keys = sale_keys(sale_id)
-    kept = (keys.fence, keys.lock, keys.naive_lock)
+    kept = (keys.fence, keys.lock, keys.naive_lock, keys.drain_lock)
     client.delete(*[k for k in keys.all() if k not in kept])

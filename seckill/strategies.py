@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from seckill import stock
-from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
+from seckill.errors import Busy, InvalidRequest, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
 from seckill.lock import LockNotOwnedError
 from seckill.locking import item_lock, naive_item_lock
@@ -52,9 +52,25 @@ def critical_section_pause() -> None:
 
 
 def find_replay(sale: Sale, buyer_id: int, idempotency_key: str) -> Order | None:
+    """The buyer's earlier order for this Idempotency-Key, if any (keys are unique per buyer,
+    so one used for another sale is refused rather than replayed)."""
     if not idempotency_key:
         return None
-    return Order.objects.filter(buyer_id=buyer_id, idempotency_key=idempotency_key).first()
+    earlier = Order.objects.filter(buyer_id=buyer_id, idempotency_key=idempotency_key).first()
+    if earlier is not None and earlier.sale_id != sale.pk:
+        raise InvalidRequest("this Idempotency-Key was already used for another sale")
+    return earlier
+
+
+def turn_away_if_sold_out(sale: Sale, buyer_id: int, key: str) -> Placement | None:
+    """The sold-out short-circuit (one Redis round trip). A retry of a request whose order took
+    the last units gets that order back, not 409."""
+    if not stock.is_sold_out(sale):
+        return None
+    earlier = find_replay(sale, buyer_id, key)
+    if earlier is None:
+        raise SoldOut()
+    return Placement(earlier, created=False)
 
 
 def units_held(sale_id: int, buyer_id: int) -> int:
@@ -124,8 +140,9 @@ def _place_holding(
     lock, sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str, *, fenced: bool
 ) -> Placement:
     """Run the critical section while holding ``lock``, waiting at most SECKILL_LOCK_WAIT."""
-    if stock.is_sold_out(sale):
-        raise SoldOut()
+    replay = turn_away_if_sold_out(sale, buyer.pk, key)
+    if replay is not None:
+        return replay
     started = time.perf_counter()
     if not lock.acquire(blocking=True, timeout=settings.SECKILL_LOCK_WAIT):
         raise Busy(retry_after=1)
@@ -165,8 +182,9 @@ def place_lock_fenced(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
 
 def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
     """SELECT … FOR UPDATE on the sale row: the database serializes buyers (and is the limit)."""
-    if stock.is_sold_out(sale):
-        raise SoldOut()
+    replay = turn_away_if_sold_out(sale, buyer.pk, key)
+    if replay is not None:
+        return replay
     with transaction.atomic():
         locked = Sale.objects.select_for_update().get(pk=sale.pk)
         earlier = find_replay(sale, buyer.pk, key)
@@ -183,7 +201,8 @@ def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
 
 
 def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
-    """One Lua script decides and deducts; Celery writes the order to the database later."""
+    """One Lua script decides and deducts; Celery writes the order to the database later, in
+    batches (seckill.queue)."""
     from seckill import queue  # the Celery side imports strategies' helpers
 
     order = new_order(sale, buyer.pk, quantity, key)
@@ -199,10 +218,16 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
         raise SoldOut()
     if reservation.status == stock.LIMIT:
         raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
-    queue.enqueue_persist(order)
+    queue.hand_off(order, reservation.drain_due)
     order.queued = True  # answered 202: the database write is Celery's
     return Placement(order, created=True, queued=True)
 
+
+# Strategies that look for a replayed Idempotency-Key themselves, under their serialization and
+# on their sold-out path; for them, asking the database before the strategy runs is redundant.
+CHECK_REPLAYS_INSIDE = frozenset(
+    {Strategy.NAIVE_LOCK, Strategy.LOCK, Strategy.LOCK_FENCED, Strategy.DB_ROW_LOCK}
+)
 
 STRATEGIES: dict[str, Callable[[Sale, AbstractBaseUser, int, str], Placement]] = {
     Strategy.UNSAFE: place_unsafe,

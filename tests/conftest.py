@@ -36,6 +36,16 @@ def empty_test_redis(client: redis.Redis) -> None:
         client.delete(*doomed[start : start + 500])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sale_definitions():
+    """Each test starts without cached sale definitions (seckill.sale_cache): a rolled-back
+    test's sale id can come back in the next test with other settings."""
+    from seckill import sale_cache
+
+    sale_cache.forget_all()
+    yield
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return TEST_REDIS_URL
@@ -153,10 +163,11 @@ def eager_celery():
 
 @pytest.fixture
 def persist_tasks_held(monkeypatch):
-    """redis_atomic orders stay queued in Redis: their persist messages are kept here instead
-    of going to the broker, where the session's real worker (if one runs) would write them."""
-    from seckill.tasks import persist_order
+    """redis_atomic orders stay queued in Redis: the drains their placements ask for are kept
+    here (as sale ids) instead of going to the broker, where the session's real worker (if one
+    runs) would write them."""
+    from seckill.tasks import persist_queued
 
-    held: list[dict] = []
-    monkeypatch.setattr(persist_order, "delay", lambda record: held.append(record))
+    held: list[int] = []
+    monkeypatch.setattr(persist_queued, "delay", lambda sale_id: held.append(sale_id))
     return held

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from seckill import lifecycle, queue, stock, tasks
@@ -76,29 +79,131 @@ def test_orders_of_others_are_not_found(redis_client):
         lifecycle.pay_order(order.pk, buyer("thief"))
 
 
-def test_persist_task_is_idempotent(redis_client):
-    """A redelivered persist task (acks_late after a worker crash) writes the order once."""
+def test_drain_task_is_idempotent(redis_client, persist_tasks_held):
+    """A redelivered drain (acks_late after a worker crash) writes each order once."""
     sale = make_sale(stock=5, strategy="redis_atomic", per_user_limit=5)
-    user = buyer()
-    placement = place_order(sale.pk, user, 2)  # broker not eager: the task waits in Redis
+    placement = place_order(sale.pk, buyer(), 2)
     assert placement.queued and getattr(placement.order, "queued", False)
-    record = queue.record_of(placement.order)
-    first = tasks.persist_order.apply(args=(record,)).result
-    again = tasks.persist_order.apply(args=(record,)).result
-    assert first == again == str(placement.order.id)
+    assert persist_tasks_held == [sale.pk]
+    assert tasks.persist_queued.apply(args=(sale.pk,)).result == 1
+    assert tasks.persist_queued.apply(args=(sale.pk,)).result == 0
+    assert queue.persist(queue.record_of(placement.order)) == (placement.order, False)
     assert Order.objects.filter(sale=sale).count() == 1
     assert Sale.objects.get(pk=sale.pk).stock_left == 3
     assert stock.queued_records(sale.pk) == {}
 
 
-def test_sweep_persists_orders_whose_task_was_lost(redis_client, monkeypatch):
+def test_a_crowd_asks_for_one_drain_per_batch(redis_client, persist_tasks_held):
+    """The first order after a drain began asks for the next one; the rest ride along."""
+    sale = make_sale(stock=50, strategy="redis_atomic")
+    for i in range(10):
+        place_order(sale.pk, buyer(f"a{i}"), 1)
+    assert persist_tasks_held == [sale.pk]
+    assert queue.drain(sale.pk) == 10
+    for i in range(5):
+        place_order(sale.pk, buyer(f"b{i}"), 1)
+    assert persist_tasks_held == [sale.pk, sale.pk]
+    assert queue.drain(sale.pk) == 5
+    assert Order.objects.filter(sale=sale).count() == 15
+    assert Sale.objects.get(pk=sale.pk).stock_left == 35
+
+
+def test_a_batch_is_one_update_and_one_insert(redis_client, persist_tasks_held):
+    sale = make_sale(stock=50, strategy="redis_atomic")
+    records = [queue.record_of(place_order(sale.pk, buyer(f"q{i}"), 1).order) for i in range(20)]
+    with CaptureQueriesContext(connection) as queries:
+        assert queue.persist_batch(sale.pk, records) == 20
+    writes = [q["sql"].split()[0] for q in queries if q["sql"].split()[0] in ("UPDATE", "INSERT")]
+    assert writes == ["UPDATE", "INSERT"]
+    assert Sale.objects.get(pk=sale.pk).stock_left == 30
+    assert queue.persist_batch(sale.pk, records) == 0  # redelivered: nothing written twice
+    assert Order.objects.filter(sale=sale).count() == 20
+
+
+def test_a_batch_short_of_stock_is_written_one_by_one_never_oversold(
+    redis_client, persist_tasks_held
+):
+    """After Redis lost its data, the database may lack stock for a whole batch: each order is
+    then written alone, and the ones with no unit left are recorded cancelled (as in persist)."""
+    sale = make_sale(stock=3, strategy="redis_atomic")
+    records = [queue.record_of(place_order(sale.pk, buyer(f"s{i}"), 1).order) for i in range(3)]
+    Sale.objects.filter(pk=sale.pk).update(stock_left=2)  # one unit sold elsewhere meanwhile
+    assert queue.persist_batch(sale.pk, records) == 3
+    statuses = sorted(Order.objects.filter(sale=sale).values_list("status", flat=True))
+    assert statuses == sorted([OrderStatus.CANCELLED] + [OrderStatus.PENDING_PAYMENT] * 2)
+    assert Sale.objects.get(pk=sale.pk).stock_left == 0
+
+
+def test_sweep_persists_orders_whose_drain_was_lost(redis_client, persist_tasks_held):
     sale = make_sale(stock=5, strategy="redis_atomic")
-    monkeypatch.setattr(queue, "enqueue_persist", lambda order: None)  # the message is lost
-    placement = place_order(sale.pk, buyer(), 1)
+    placement = place_order(sale.pk, buyer(), 1)  # its drain request is held: lost
     assert lifecycle.persist_stale_queued(older_than_seconds=60) == 0  # too young to touch
     assert lifecycle.persist_stale_queued(older_than_seconds=0) == 1
     assert Order.objects.filter(pk=placement.order.id).exists()
     assert Sale.objects.get(pk=sale.pk).stock_left == 4
+
+
+def test_an_order_accepted_during_a_drain_asks_for_the_next(
+    redis_client, persist_tasks_held, monkeypatch
+):
+    """The drain deletes its flag before it reads the queue: an order accepted after the read
+    must find the flag gone and ask for another drain, or it would wait for the sweep."""
+    sale = make_sale(stock=5, strategy="redis_atomic")
+    place_order(sale.pk, buyer("early"), 1)
+    read_queue = stock.queued_records
+
+    def read_then_accept_one_more(sale_id, client=None):
+        records = read_queue(sale_id, client)
+        monkeypatch.setattr(stock, "queued_records", read_queue)
+        place_order(sale.pk, buyer("late"), 1)
+        return records
+
+    monkeypatch.setattr(stock, "queued_records", read_then_accept_one_more)
+    assert queue.drain(sale.pk) == 1
+    assert persist_tasks_held == [sale.pk, sale.pk]
+    assert queue.drain(sale.pk) == 1
+    assert stock.queued_records(sale.pk) == {}
+
+
+def test_drains_racing_a_crowd_leave_no_order_behind(redis_client, persist_tasks_held):
+    """Two 'workers' run every drain the placements ask for, while 40 buyers place orders.
+    When the crowd is done and the last requested drain has run, nothing is left queued and
+    every accepted order is written once (a drain that read the hash before deleting its flag
+    would strand the orders accepted in between)."""
+    sale = make_sale(stock=100, strategy="redis_atomic")
+    users = [buyer(f"c{i}") for i in range(40)]
+    crowd_done = threading.Event()
+
+    def worker() -> None:
+        while not (crowd_done.is_set() and not persist_tasks_held):
+            try:
+                sale_id = persist_tasks_held.pop(0)
+            except IndexError:
+                time.sleep(0.001)
+                continue
+            try:
+                queue.drain(sale_id)
+            finally:
+                connection.close()
+
+    def place(user) -> None:
+        try:
+            place_order(sale.pk, user, 1)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=worker) for _ in range(2)]
+    placers = [threading.Thread(target=place, args=(user,)) for user in users]
+    for thread in workers + placers:
+        thread.start()
+    for thread in placers:
+        thread.join(60)
+    crowd_done.set()
+    for thread in workers:
+        thread.join(60)
+    assert stock.queued_records(sale.pk) == {}
+    assert Order.objects.filter(sale=sale).count() == 40
+    assert Sale.objects.get(pk=sale.pk).stock_left == 60
 
 
 def test_real_worker_persists_redis_atomic_orders(redis_client, celery_worker):

@@ -1,0 +1,47 @@
+"""OrderSerializer renders orders by hand (it is on every order request's path); it must say
+exactly what DRF's generic, field-by-field rendering of its declared fields says."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework import serializers
+
+from seckill import queue
+from seckill.api.serializers import OrderSerializer
+from seckill.models import Order, OrderStatus
+from seckill.strategies import new_order
+from tests.engine.factories import make_sale
+
+pytestmark = pytest.mark.django_db
+
+
+def generic(order: Order) -> dict:
+    serializer = OrderSerializer(order)
+    return serializers.ModelSerializer.to_representation(serializer, order)
+
+
+def orders() -> list[Order]:
+    sale = make_sale(stock=10, per_user_limit=5, price="12.30")
+    user = get_user_model().objects.create_user("repr")
+    placed = new_order(sale, user.pk, 3, "k-1", fence=41, lock_wait_ms=1.25)
+    placed.save(force_insert=True)
+    paid = new_order(sale, user.pk, 1, "")
+    paid.status, paid.paid_at = OrderStatus.PAID, timezone.now() - timedelta(microseconds=7)
+    paid.save(force_insert=True)
+    queued = queue.order_from_record(queue.record_of(new_order(sale, user.pk, 2, "k-2")))
+    return [Order.objects.get(pk=placed.pk), Order.objects.get(pk=paid.pk), queued]
+
+
+def test_hand_rendering_matches_the_declared_fields():
+    for order in orders():
+        assert OrderSerializer(order).data == generic(order)
+
+
+def test_lists_render_the_same_way():
+    listed = orders()
+    rendered = OrderSerializer(listed, many=True).data
+    assert [dict(row) for row in rendered] == [generic(order) for order in listed]
