@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -31,6 +31,8 @@ from seckill.locking import item_lock, naive_item_lock
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
 
 log = logging.getLogger(__name__)
+
+SALE_TABLE, ORDER_TABLE = Sale._meta.db_table, Order._meta.db_table
 
 
 @dataclass
@@ -80,6 +82,27 @@ def units_held(sale_id: int, buyer_id: int) -> int:
     return held or 0
 
 
+def stock_and_holding(sale_id: int, buyer_id: int) -> tuple[int, int]:
+    """The sale's stock and the units the buyer already holds, in one query.
+
+    Inside the item lock every round trip, and every millisecond of Python, is paid once per
+    buyer by the whole crowd: this is plain SQL because the ORM spends longer compiling the
+    equivalent subquery than the database spends answering it.
+    """
+    live = ", ".join(["%s"] * len(LIVE_ORDER_STATUSES))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.stock_left, COALESCE((SELECT SUM(o.quantity) FROM {ORDER_TABLE} o"
+            f" WHERE o.sale_id = s.id AND o.buyer_id = %s AND o.status IN ({live})), 0)"
+            f" FROM {SALE_TABLE} s WHERE s.id = %s",
+            [buyer_id, *(status.value for status in LIVE_ORDER_STATUSES), sale_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Sale.DoesNotExist(f"no sale {sale_id}")
+    return int(row[0]), int(row[1])
+
+
 def check_can_buy(sale: Sale, stock_left: int, held: int, quantity: int) -> None:
     if held + quantity > sale.per_user_limit:
         raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
@@ -111,8 +134,8 @@ def read_modify_write(
     absolute value. Two callers that overlap both read the same figure and both sell from it.
     With ``fence``, the write only lands if no newer lock holder has written (lock_fenced).
     """
-    stock_left = Sale.objects.values_list("stock_left", flat=True).get(pk=sale.pk)
-    check_can_buy(sale, stock_left, units_held(sale.pk, buyer_id), quantity)
+    stock_left, held = stock_and_holding(sale.pk, buyer_id)
+    check_can_buy(sale, stock_left, held, quantity)
     critical_section_pause()
     new_left = stock_left - quantity
     order = new_order(
