@@ -16,7 +16,7 @@ def persist_queued(sale_id: int) -> int:
     """Write the sale's redis_atomic orders queued in Redis to the database, in batches
     (see seckill.queue). Idempotent by order id, so redelivery is harmless; retried with backoff
     while the database is away."""
-    return queue.drain(sale_id)
+    return queue.drain(sale_id, linger=queue.DRAIN_LINGER)
 
 
 @shared_task(name="seckill.sweep")
