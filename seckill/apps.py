@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class SeckillConfig(AppConfig):
     name = "seckill"
     verbose_name = "Flash sales"
+
+    def ready(self) -> None:
+        # Token and user changes revoke the API's cached tokens in Redis at once.
+        from seckill.api.authentication import connect_signals
+
+        connect_signals()
+        # Sale edits drop this process's cached sale definition at once.
+        from seckill import sale_cache
+
+        sale_cache.connect_signals()
