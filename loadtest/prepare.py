@@ -21,10 +21,15 @@ GREEDY = "loadtest-greedy-{:02d}"
 
 
 def ensure_buyers(names: list[str]) -> list[str]:
-    """API tokens for these usernames, creating the missing accounts (no usable password)."""
+    """API tokens for these usernames, creating the missing accounts (no usable password).
+
+    The buyers are then signed in, as a real crowd is before the sale opens: their tokens are in
+    the token cache, as ``POST /api/v1/auth/token/`` leaves them."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
     from rest_framework.authtoken.models import Token
+
+    from seckill.api.authentication import remember
 
     accounts = get_user_model().objects
     with transaction.atomic():
@@ -39,6 +44,8 @@ def ensure_buyers(names: list[str]) -> list[str]:
         new = [Token(key=Token.generate_key(), user_id=u) for u in users.values() if u not in have]
         Token.objects.bulk_create(new, batch_size=1000)
         keys = dict(tokens.values_list("user_id", "key"))
+    signed_in = accounts.in_bulk(list(users.values()))
+    remember([(keys[pk], user) for pk, user in signed_in.items()])
     return [keys[users[name]] for name in names]
 
 

@@ -6,19 +6,24 @@ from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from seckill.api.authentication import remember
 from seckill.errors import BadCredentials
 
 
-@transaction.atomic
 def register(username: str, password: str) -> str:
     """Create a buyer and return their API token (inputs already validated)."""
-    user = get_user_model().objects.create_user(username=username, password=password)
-    return Token.objects.create(user=user).key
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(username=username, password=password)
+        token = Token.objects.create(user=user)
+    remember([(token.key, user)])
+    return token.key
 
 
 def token_for(username: str, password: str) -> str:
+    """The buyer's API token; signing in also warms the token cache for their next requests."""
     user = authenticate(username=username, password=password)
     if user is None or not user.is_active:
         raise BadCredentials()
     token, _ = Token.objects.get_or_create(user=user)
+    remember([(token.key, user)])
     return token.key

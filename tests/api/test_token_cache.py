@@ -192,3 +192,23 @@ def test_schema_still_declares_the_token_scheme(db):
         "description": 'Token-based authentication with required prefix "Token"',
     }
     assert {"tokenAuth": []} in schema.json()["paths"]["/api/v1/orders/"]["get"]["security"]
+
+
+
+@pytest.mark.django_db
+def test_signing_in_warms_the_cache(redis_client):
+    """A crowd signs in before the sale, then buys once each: the first order is a hit."""
+    credentials = {"username": "early", "password": "pw-1234-long"}
+    anonymous = APIClient()
+    token = anonymous.post("/api/v1/auth/register/", credentials, format="json").json()["token"]
+    buyer = APIClient()
+    buyer.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    with CaptureQueriesContext(connection) as after_registering:
+        assert buyer.get(ORDERS).status_code == 200
+    get_redis().delete(cache_key(token))  # expired, say; signing in again stores it again
+    assert anonymous.post("/api/v1/auth/token/", credentials, format="json").json() == {
+        "token": token
+    }
+    with CaptureQueriesContext(connection) as after_signing_in:
+        assert buyer.get(ORDERS).status_code == 200
+    assert token_queries(after_registering) == [] and token_queries(after_signing_in) == []
