@@ -80,7 +80,3 @@ class SaleKeys:
 def sale_keys(sale_id: int) -> SaleKeys:
     return SaleKeys(int(sale_id))
 
-
-def queued_order_index_key(order_id: int) -> str:
-    """Order id -> sale id for orders accepted by redis_atomic, so GET /orders/<id> finds them."""
-    return f"seckill:queued-order:{order_id}"

@@ -24,17 +24,17 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from seckill import stock
 from seckill.errors import Busy, NotFound
-from seckill.keys import queued_order_index_key, sale_keys
+from seckill.keys import sale_keys
 from seckill.lock import Lock, LockNotOwnedError
 from seckill.models import Order, OrderStatus, Sale
 from shop.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
-QUEUED_INDEX_TTL = 24 * 3600
 DRAIN_BATCH = 500  # orders per transaction
 DRAIN_LOCK_TTL = 10.0  # renewed by the watchdog while a drain runs; a dead drain frees it
 DRAIN_LOCK_WAIT = 20.0  # a drain waiting longer than this is retried by Celery
@@ -67,14 +67,11 @@ def order_from_record(record: dict) -> Order:
 
 
 def hand_off(order: Order, drain_due: bool) -> None:
-    """Make an accepted order findable by id and, if it was the first since the last drain
-    began, ask Celery for the next drain of its sale.
-
-    If the broker is down the order is still safe in Redis: the sweep persists it.
-    """
+    """If this accepted order was the first since the last drain began, ask Celery for the
+    next drain of its sale. If the broker is down the order is still safe in Redis: the sweep
+    persists it."""
     from seckill.tasks import persist_queued
 
-    get_redis().set(queued_order_index_key(order.id), order.sale_id, ex=QUEUED_INDEX_TTL)
     if not drain_due:
         return
     try:
@@ -91,7 +88,7 @@ def persist(record: dict) -> tuple[Order, bool]:
 
 
 def _write_one(order: Order) -> tuple[Order, bool]:
-    existing = Order.objects.filter(pk=order.id).first()
+    existing = find_persisted(order.id)
     if existing is not None:
         return existing, False
     try:
@@ -190,22 +187,31 @@ def _accepted_at(order_id: int) -> float:
 def find_in_sale(sale_id: int, order_id: int) -> Order | None:
     """An order of a known sale: database, else the sale's queued hash, else the database again
     (it may have been persisted between the two looks)."""
-    order = Order.objects.filter(pk=order_id).first()
-    if order is not None:
-        return order
-    record = stock.queued_records(sale_id).get(order_id)
-    if record is not None:
-        return order_from_record(record)
-    return Order.objects.filter(pk=order_id).first()
+    return find_persisted(order_id) or _queued_or_persisted([sale_id], order_id)
 
 
 def find_order(order_id: int) -> Order:
-    """An order by id: from the database, else still queued in Redis (``order.queued``)."""
-    order = Order.objects.filter(pk=order_id).first()
+    """An order by id: from the database, else still queued in Redis (``order.queued``).
+
+    A queued order is looked for in the queued hash of every sale whose Redis keys may still
+    exist, in one pipeline: sales are few, and this runs only for an order the database does
+    not have (yet), so no per-order index has to be written on the hot path.
+    """
+    order = find_persisted(order_id)
     if order is None:
-        sale_id = get_redis().get(queued_order_index_key(order_id))
-        if sale_id is not None:
-            order = find_in_sale(int(sale_id), order_id)
+        recent = Sale.objects.filter(ends_at__gt=timezone.now() - stock.KEY_GRACE)
+        order = _queued_or_persisted(list(recent.values_list("pk", flat=True)), order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
     return order
+
+
+def find_persisted(order_id: int) -> Order | None:
+    return Order.objects.filter(pk=order_id).first()
+
+
+def _queued_or_persisted(sale_ids: list[int], order_id: int) -> Order | None:
+    record = stock.find_queued(sale_ids, order_id)
+    if record is not None:
+        return order_from_record(record)
+    return find_persisted(order_id)  # persisted between the two looks

@@ -16,7 +16,7 @@ from datetime import timedelta
 import redis
 from django.db.models import Sum
 
-from seckill.keys import SaleKeys, queued_order_index_key, sale_keys
+from seckill.keys import SaleKeys, sale_keys
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
 from shop.redis_client import get_redis, registered_script
 
@@ -238,16 +238,22 @@ def queued_records(sale_id: int, client: redis.Redis | None = None) -> dict[int,
     return {int(k): json.loads(v) for k, v in raw.items()}
 
 
+def find_queued(sale_ids: list[int], order_id: int,
+                client: redis.Redis | None = None) -> dict | None:
+    """The queued record of ``order_id`` in any of these sales' queued hashes (one pipeline)."""
+    if not sale_ids:
+        return None
+    pipe = (client or get_redis()).pipeline(transaction=False)
+    for sale_id in sale_ids:
+        pipe.hget(sale_keys(sale_id).queued, order_id)
+    found = next((raw for raw in pipe.execute() if raw is not None), None)
+    return None if found is None else json.loads(found)
+
+
 def forget_queued(sale_id: int, order_ids: list[int], client: redis.Redis | None = None) -> None:
-    """Drop persisted orders from the sale's queued hash, and their lookup-by-id entries."""
-    if not order_ids:
-        return
-    client = client or get_redis()
-    pipe = client.pipeline(transaction=False)
-    pipe.hdel(sale_keys(sale_id).queued, *order_ids)
-    for order_id in order_ids:  # one key per command: they live in other cluster slots
-        pipe.delete(queued_order_index_key(order_id))
-    pipe.execute()
+    """Drop persisted orders from the sale's queued hash."""
+    if order_ids:
+        (client or get_redis()).hdel(sale_keys(sale_id).queued, *order_ids)
 
 
 def read_mirror(sale_id: int, client: redis.Redis | None = None) -> dict:
