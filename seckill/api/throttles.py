@@ -1,4 +1,4 @@
-"""Rate limits in the app's Redis: one Lua round trip per check, one small key per client.
+"""Rate limits in the app's Redis: one Lua round trip per request, one small key per client.
 
 Why not DRF's ``SimpleRateThrottle``: it keeps a pickled list of every request's timestamp in
 the window in the cache and rewrites it whole on every request — at flash-sale rates that list
@@ -11,6 +11,11 @@ GCRA with ``N/period`` lets a fresh client make N requests at once, then one eve
 the same budget as DRF's "N per period", without a sliding list. A refused request consumes
 nothing, and its ``wait()`` is the exact time until the next one would be allowed, sent as
 Retry-After by DRF and the API's exception handler (429, code ``throttled``).
+
+Several limits on one request (order placement: per buyer and per address) are decided by one
+script call, not one per limit: on a saturated machine every Redis round trip costs a
+scheduling wait besides its CPU. All or nothing: allowed only if every limit allows, and then
+every limit is charged; refused, none is, and the wait is the longest among the refusals.
 
 Redis down — fail open, but not unlimited: the check falls back to the same GCRA in this
 process' memory (so a Redis outage neither turns requests into 500s nor removes brute-force
@@ -29,12 +34,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import redis
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from shop.redis_client import get_redis, registered_script
 
@@ -43,21 +50,30 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "throttle"
 REDIS_RETRY_AFTER = 5.0  # seconds to use the in-process limiter after a Redis failure
 LOCAL_MAX_KEYS = 10_000  # the in-process fallback forgets the least recently seen clients
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # DRF's rate units, by first letter
 
-# KEYS[1]: the client's key. ARGV: emission interval (µs), period (µs).
-# Returns {allowed (1/0), µs until the next request would be allowed}.
+# KEYS: one per limit, distinct. ARGV: each limit's emission interval and period (µs), in the
+# order of KEYS. Returns {allowed (1/0), µs until the request would be allowed (the longest
+# wait among the refusing limits)}. Nothing is written unless every limit allows.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, period = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - period
-if now < allow_at then return {0, allow_at - now} end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+local new_tats, wait = {}, 0
+for i, key in ipairs(KEYS) do
+  local interval, period = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local tat = math.max(tonumber(redis.call('GET', key) or '0'), now)
+  new_tats[i] = tat + interval
+  wait = math.max(wait, new_tats[i] - period - now)
+end
+if wait > 0 then return {0, wait} end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, new_tats[i], 'PX', math.max(1, math.ceil((new_tats[i] - now) / 1000)))
+end
 return {1, 0}
 """
+
+# One limit: (key, num_requests, period in seconds).
+Limit = tuple[str, int, float]
 
 
 def gcra_step(tat: float, now: float, interval: float, period: float) -> tuple[bool, float, float]:
@@ -70,21 +86,30 @@ def gcra_step(tat: float, now: float, interval: float, period: float) -> tuple[b
 
 
 class _LocalLimiter:
-    """The fallback while Redis is away: the same algorithm, in this process, size-bounded."""
+    """The fallback while Redis is away: the same algorithm and all-or-nothing rule, in this
+    process, size-bounded."""
 
     def __init__(self) -> None:
         self._tats: OrderedDict[str, float] = OrderedDict()
         self._guard = threading.Lock()
 
-    def hit(self, key: str, interval: float, period: float) -> tuple[bool, float]:
+    def hit_all(self, limits: Sequence[tuple[str, float, float]]) -> tuple[bool, float]:
+        """``limits``: (key, interval, period) each. Same answer as the Redis script."""
         now = time.monotonic()
         with self._guard:
-            allowed, tat, wait = gcra_step(self._tats.get(key, 0.0), now, interval, period)
-            self._tats[key] = tat
-            self._tats.move_to_end(key)
+            steps = [
+                gcra_step(self._tats.get(key, 0.0), now, interval, period)
+                for key, interval, period in limits
+            ]
+            allowed = all(ok for ok, _, _ in steps)
+            for (key, _, _), (_, new_tat, _) in zip(limits, steps, strict=True):
+                if allowed:
+                    self._tats[key] = new_tat
+                if key in self._tats:
+                    self._tats.move_to_end(key)  # recently seen, refused or not
             while len(self._tats) > LOCAL_MAX_KEYS:
                 self._tats.popitem(last=False)
-        return allowed, wait
+        return allowed, max(wait for _, _, wait in steps)
 
     def clear(self) -> None:
         with self._guard:
@@ -93,46 +118,77 @@ class _LocalLimiter:
 
 _local = _LocalLimiter()
 _redis_down_until = 0.0
+
+
+def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
+    """Count one request against every ``(key, num_requests, period)`` limit, in one Redis
+    round trip: allowed only if all allow (then all are charged), else none is charged.
+
+    Returns (allowed, seconds to wait when refused: the longest wait among the refusing
+    limits). Keys must be distinct.
+    """
+    global _redis_down_until
+    if not limits:
+        return True, 0.0
+    keys = [key for key, _, _ in limits]
+    rates = [(period / num_requests, float(period)) for _, num_requests, period in limits]
+    if time.monotonic() >= _redis_down_until:
+        client = get_redis()
+        args = [round(seconds * 1e6) for rate in rates for seconds in rate]
+        try:
+            allowed, wait_us = registered_script(GCRA, client)(keys=keys, args=args, client=client)
+            return bool(allowed), int(wait_us) / 1e6
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+            log.warning("throttle: Redis unavailable (%s); limiting in-process", exc)
+    return _local.hit_all([(key, *rate) for key, rate in zip(keys, rates, strict=True)])
+
+
 def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:
     """Count one request against ``num_requests`` per ``period`` seconds for ``key``.
 
     Returns (allowed, seconds to wait when refused). Usable outside DRF, e.g. by a browser
     login view: ``hit(f"throttle:login:{ip}", 30, 60)``.
     """
-    global _redis_down_until
-    interval, period_f = period / num_requests, float(period)
-    if time.monotonic() >= _redis_down_until:
-        client = get_redis()
-        try:
-            allowed, wait_us = registered_script(GCRA, client)(
-                keys=[key], args=[round(interval * 1e6), round(period_f * 1e6)], client=client
-            )
-            return bool(allowed), int(wait_us) / 1e6
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
-            log.warning("throttle: Redis unavailable (%s); limiting in-process", exc)
-    return _local.hit(key, interval, period_f)
+    return hit_all([(key, num_requests, period)])
 
 
-class RedisRateThrottle(SimpleRateThrottle):
-    """DRF's throttle interface (scope, rate, ``get_cache_key``) on :func:`hit`."""
+def parse_rate(rate: str) -> tuple[int, int]:
+    """DRF's rate syntax, "N/period" (s, sec, m, min, h, hour, d, day): (N, seconds)."""
+    num, period = rate.split("/")
+    return int(num), PERIODS[period[0]]
 
-    def get_rate(self) -> str | None:
-        # Read at construction (every request), not frozen at import like THROTTLE_RATES.
-        self.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-        return super().get_rate()
 
-    def scoped_key(self, ident: str) -> str:
-        return f"{KEY_PREFIX}:{self.scope}:{ident}"
+class RedisRateThrottle(BaseThrottle):
+    """DRF's throttle interface on :func:`hit_all`: one limit per scope in ``scopes``, all
+    decided in one round trip; a scope whose rate is None is not limited."""
 
-    def allow_request(self, request: Request, view) -> bool:
+    scopes: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        # Read at construction (every request), not frozen at import like DRF's THROTTLE_RATES.
+        configured = api_settings.DEFAULT_THROTTLE_RATES
+        self.rates: dict[str, tuple[int, int]] = {}
+        for scope in self.scopes:
+            if scope not in configured:
+                raise ImproperlyConfigured(f"No default throttle rate set for {scope!r} scope")
+            if configured[scope] is not None:
+                self.rates[scope] = parse_rate(configured[scope])
         self._wait = 0.0
-        if self.rate is None:
-            return True
-        key = self.get_cache_key(request, view)
-        if key is None:
-            return True
-        allowed, self._wait = hit(key, self.num_requests, self.duration)
+
+    def who(self, scope: str, request: Request | HttpRequest) -> str:
+        """Whom ``scope`` counts this request against: by default the client address."""
+        return self.get_ident(request)
+
+    def scoped_key(self, scope: str, who: str) -> str:
+        return f"{KEY_PREFIX}:{scope}:{who}"
+
+    def allow_request(self, request: Request | HttpRequest, view) -> bool:
+        limits = [
+            (self.scoped_key(scope, self.who(scope, request)), num_requests, period)
+            for scope, (num_requests, period) in self.rates.items()
+        ]
+        allowed, self._wait = hit_all(limits)
         return allowed
 
     def wait(self) -> float | None:
@@ -140,52 +196,58 @@ class RedisRateThrottle(SimpleRateThrottle):
         return self._wait or None
 
 
-class OrderPlacementThrottle(RedisRateThrottle):
-    """Per buyer: a bot hammering the buy button gains nothing but 429s."""
+class OrderPlacementThrottles(RedisRateThrottle):
+    """Order placement's limits, in one round trip: per buyer ("order": a bot hammering the buy
+    button gains nothing but 429s) and per client address ("order_ip": many accounts behind
+    one bot still share it)."""
 
-    scope = "order"
+    scopes = ("order", "order_ip")
 
-    def get_cache_key(self, request: Request, view) -> str:
+    def who(self, scope: str, request: Request | HttpRequest) -> str:
         user = request.user
-        ident = f"u{user.pk}" if user and user.is_authenticated else self.get_ident(request)
-        return self.scoped_key(ident)
+        if scope == "order" and user and user.is_authenticated:
+            return f"u{user.pk}"
+        return self.get_ident(request)
 
 
-class OrderPlacementIPThrottle(RedisRateThrottle):
-    """Per client address, whoever is logged in: many accounts behind one bot still share it."""
+class OrderPlacementThrottle(OrderPlacementThrottles):
+    """The per-buyer limit alone, for shop.views_shop's buy form, which still checks the two
+    limits one round trip each; once it uses OrderPlacementThrottles, remove both of these."""
 
-    scope = "order_ip"
+    scopes = ("order",)
 
-    def get_cache_key(self, request: Request, view) -> str:
-        return self.scoped_key(self.get_ident(request))
+
+class OrderPlacementIPThrottle(OrderPlacementThrottles):
+    """The per-address limit alone (see OrderPlacementThrottle)."""
+
+    scopes = ("order_ip",)
 
 
 class AuthThrottle(RedisRateThrottle):
     """Register and token, per address and per username: slows password guessing from one
     address, and guessing one account's password from many addresses (``auth`` rate each)."""
 
-    scope = "auth"
-
-    def get_cache_key(self, request: Request, view) -> str:
-        return self.scoped_key(self.get_ident(request))
+    scopes = ("auth",)
 
     def allow_request(self, request: Request, view) -> bool:
         self._wait = 0.0
-        if self.rate is None:
+        if not self.rates:
             return True
         self._wait = self.attempt(self.get_ident(request), _submitted_username(request))
         return not self._wait
 
     def attempt(self, ident: str, username: str | None) -> float:
-        """Count one sign-in attempt from address ``ident`` for ``username``; 0.0 when allowed,
-        else the seconds to wait. The browser login shares these budgets through
-        :func:`login_attempt`."""
-        allowed, wait = hit(self.scoped_key(ident), self.num_requests, self.duration)
+        """Count one sign-in attempt from address ``ident`` for ``username``; 0.0 when allowed
+        (or unlimited), else the seconds to wait. The browser login shares these budgets
+        through :func:`login_attempt`."""
+        if "auth" not in self.rates:
+            return 0.0
+        num_requests, period = self.rates["auth"]
+        allowed, wait = hit(self.scoped_key("auth", ident), num_requests, period)
         if not allowed or not username:
             return wait
         digest = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
-        allowed, wait = hit(self.scoped_key(f"user:{digest}"), self.num_requests, self.duration)
-        return wait
+        return hit(self.scoped_key("auth", f"user:{digest}"), num_requests, period)[1]
 
 
 def login_attempt(request: HttpRequest, username: str | None) -> float:
@@ -193,7 +255,7 @@ def login_attempt(request: HttpRequest, username: str | None) -> float:
     (answer 429 with Retry-After). Same budgets and client address rules (NUM_PROXIES) as the
     API's token endpoint."""
     throttle = AuthThrottle()
-    return 0.0 if throttle.rate is None else throttle.attempt(throttle.get_ident(request), username)
+    return throttle.attempt(throttle.get_ident(request), username)
 
 
 def _submitted_username(request: Request) -> str | None:

@@ -20,7 +20,7 @@ from seckill.api.serializers import (
     TokenSerializer,
     mirror_context,
 )
-from seckill.api.throttles import AuthThrottle, OrderPlacementIPThrottle, OrderPlacementThrottle
+from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles
 from seckill.errors import NotFound
 from seckill.models import Order, Sale
 from seckill.placement import get_sale, place_order
@@ -103,7 +103,7 @@ class SaleResetView(APIView):
 
 class PlaceOrderView(APIView):
     permission_classes = [permissions.IsAuthenticated]
-    throttle_classes = [OrderPlacementThrottle, OrderPlacementIPThrottle]
+    throttle_classes = [OrderPlacementThrottles]
 
     @extend_schema(
         request=PlaceOrderSerializer,
@@ -159,7 +159,7 @@ class PurchaseTokenView(APIView):
     """The hidden purchase path's first step: a single-use token, issued only while live."""
 
     permission_classes = [permissions.IsAuthenticated]
-    throttle_classes = [OrderPlacementThrottle, OrderPlacementIPThrottle]
+    throttle_classes = [OrderPlacementThrottles]
 
     @extend_schema(request=None, responses={201: PurchaseTokenSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, pk: int) -> Response:

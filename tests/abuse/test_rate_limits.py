@@ -1,12 +1,15 @@
 """Rate limits: a client over its budget gets 429 ``throttled`` with Retry-After and changes
 nothing; the limits are per buyer, per address and per username, live in Redis (one small key
-with a TTL per client, shared by every web process), and survive a Redis outage without 500s."""
+with a TTL per client, shared by every web process), and survive a Redis outage without 500s.
+An order's two limits (buyer, address) are decided together in one Redis round trip, all or
+nothing."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
+import redis
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
@@ -30,6 +33,25 @@ def rates(settings):
         }
 
     return set_rates
+
+
+@pytest.fixture
+def throttle_round_trips(monkeypatch) -> list[bytes]:
+    """The packets this process sends to Redis that name a throttle key. A packet is one round
+    trip (a pipeline's commands go out as one packet too), so this counts round trips, whatever
+    the client API used to make them."""
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def spy(self, command, check_health=True):
+        chunks = [command] if isinstance(command, str | bytes) else command
+        packet = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        if b"throttle:" in packet:
+            sent.append(packet)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
+    return sent
 
 
 def order(client, sale, addr: str = "10.0.0.1"):
@@ -182,3 +204,121 @@ def test_browser_login_helper_shares_the_auth_budget(django_user_model, rates):
     spent = throttles.login_attempt(page.post("/", REMOTE_ADDR="10.3.0.8"), "SOMEONE")
     assert spent > 0  # the username's budget is spent, whatever the address
     assert_throttled(client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.3.0.7"))
+
+
+def test_an_order_request_checks_both_limits_in_one_round_trip(
+    make_client, rates, throttle_round_trips
+):
+    """The order path's throttle step is one Redis round trip carrying the buyer's and the
+    address's keys, allowed or refused, on both throttled endpoints."""
+    rates(order="1/min", order_ip="5/min")
+    sale = make_sale(stock=10, per_user_limit=10)
+    buyer = make_client("one")
+    assert order(buyer, sale).status_code == 201
+    assert_throttled(order(buyer, sale))
+    buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/", REMOTE_ADDR="10.0.0.1")
+    assert len(throttle_round_trips) == 3
+    for packet in throttle_round_trips:
+        assert f"throttle:order:u{buyer.user.pk}".encode() in packet
+        assert b"throttle:order_ip:10.0.0.1" in packet
+
+
+@pytest.mark.parametrize("refusing, allowing", [("order", "order_ip"), ("order_ip", "order")])
+def test_one_limit_refusing_charges_neither_key(
+    make_client, rates, redis_client, refusing, allowing
+):
+    """Fault: one of an order's two limits is spent, the other has room. The request is refused
+    with the spent limit's wait, and neither key moves: refused requests do not eat the other
+    limit's budget (so a throttled bot does not lock out its address's other buyers)."""
+    rates(**{refusing: "2/min", allowing: "10/min"})
+    sale = make_sale(stock=10, per_user_limit=10)
+    buyer = make_client("bot")
+    keys = [f"throttle:order:u{buyer.user.pk}", "throttle:order_ip:10.0.0.1"]
+    assert [order(buyer, sale).status_code for _ in range(2)] == [201, 201]
+    before = redis_client.mget(keys)
+    for _ in range(3):
+        refused = order(buyer, sale)
+        assert_throttled(refused)
+        assert 28 <= int(refused["Retry-After"]) <= 30  # 2/min: the next slot is 30 s away
+    assert redis_client.mget(keys) == before
+    assert Order.objects.count() == 2
+    # The limit with room still allows: another buyer there, or this buyer elsewhere.
+    if refusing == "order":
+        assert order(make_client("neighbour"), sale).status_code == 201
+    else:
+        assert order(buyer, sale, addr="10.0.0.2").status_code == 201
+
+
+@pytest.mark.parametrize("order_rate, ip_rate", [("1/min", "1/hour"), ("1/hour", "1/min")])
+def test_retry_after_is_the_longest_wait(make_client, rates, order_rate, ip_rate):
+    """Both limits refuse: Retry-After is the later of the two next slots (an hour, not a
+    minute), whichever limit it belongs to — retrying after the shorter wait would be refused."""
+    rates(order=order_rate, order_ip=ip_rate)
+    sale = make_sale(stock=10, per_user_limit=10)
+    buyer = make_client("one")
+    assert order(buyer, sale).status_code == 201
+    refused = order(buyer, sale)
+    assert_throttled(refused)
+    assert 3590 <= int(refused["Retry-After"]) <= 3600
+
+
+def test_a_scope_without_a_rate_is_not_limited(make_client, rates, redis_client):
+    """A scope whose rate is None is skipped: no key and no refusal from it."""
+    rates(order="2/min", order_ip=None)
+    sale = make_sale(stock=10, per_user_limit=10)
+    buyer = make_client("one")
+    assert [order(buyer, sale).status_code for _ in range(2)] == [201, 201]
+    assert_throttled(order(buyer, sale))
+    assert [k.decode() for k in redis_client.scan_iter("throttle:*")] == [
+        f"throttle:order:u{buyer.user.pk}"
+    ]
+
+
+def test_no_rates_no_round_trip(make_client, rates, throttle_round_trips):
+    """With every order scope unlimited, the throttle step does not call Redis at all."""
+    rates(order=None, order_ip=None)
+    sale = make_sale(stock=10, per_user_limit=10)
+    assert order(make_client("one"), sale).status_code == 201
+    assert throttle_round_trips == []
+
+
+@pytest.fixture(params=["redis", "in-process"])
+def limiter(request, redis_client, monkeypatch) -> str:
+    """Run a test against the Redis script and against the in-process fallback."""
+    if request.param == "in-process":
+        monkeypatch.setattr(throttles, "_redis_down_until", float("inf"))
+    return request.param
+
+
+def test_hit_all_is_all_or_nothing(limiter, redis_client):
+    """Both implementations: allowed only when every limit allows; a refusal charges no key
+    and reports the longest refusing wait."""
+    a, b, c = "throttle:test:a", "throttle:test:b", "throttle:test:c"
+    assert throttles.hit_all([(a, 1, 60), (b, 3, 60)]) == (True, 0.0)
+    ok, wait = throttles.hit_all([(a, 1, 60), (b, 3, 60)])  # a refuses, b would allow
+    assert not ok and 59.0 < wait <= 60.0
+    assert throttles.hit(b, 3, 60)[0] and throttles.hit(b, 3, 60)[0]  # b: two of three left
+    assert throttles.hit(c, 2, 10)[0] and throttles.hit(c, 2, 10)[0]
+    ok, wait = throttles.hit_all([(c, 2, 10), (a, 1, 60), (b, 3, 60)])  # all three refuse
+    assert not ok and 59.0 < wait <= 60.0  # a's wait, the longest (c's is ~5 s, b's ~60 s)
+    ok, wait = throttles.hit_all([(c, 2, 10)])
+    assert not ok and 4.0 < wait <= 5.0
+    assert throttles.hit_all([]) == (True, 0.0)
+    stored = redis_client.keys("throttle:test:*")
+    assert len(stored) == (3 if limiter == "redis" else 0)
+
+
+def test_redis_down_keeps_both_order_limits_in_process(make_client, rates, app_redis):
+    """Fault: Redis stops during a sale. The in-process fallback still applies the buyer's and
+    the address's limits together, all or nothing: the buyer's refused third request is not
+    charged to the address (placement itself answers 503, it needs Redis)."""
+    rates(order="2/min", order_ip="3/min")
+    sale = make_sale(stock=5)
+    first, second = make_client("first"), make_client("second")
+    app_redis.stop()
+    codes = [order(first, sale).status_code for _ in range(3)]
+    assert codes == [503, 503, 429]  # the buyer's limit
+    assert order(second, sale).status_code == 503  # the address's third, still free
+    assert_throttled(order(second, sale))  # the address's limit
+    assert order(second, sale, addr="10.0.0.2").status_code == 503
+    assert Order.objects.count() == 0
