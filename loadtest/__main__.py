@@ -213,8 +213,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--processes", type=int, default=1, help="Locust processes")
     common.add_argument("--database-url", help="default: PostgreSQL seckill_load, else SQLite")
     common.add_argument("--redis-url", help="default: a private redis-server for the run")
-    common.add_argument("--web-workers", type=int, default=3)
-    common.add_argument("--web-threads", type=int, default=16)
+    common.add_argument("--web-workers", type=int, default=6)
+    common.add_argument("--web-threads", type=int, default=4)
     common.add_argument("--celery-concurrency", type=int, default=8)
     common.add_argument("--out", type=Path, help="default: reports/<command>-<time>")
 

@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from seckill import lifecycle
-from seckill.api.throttles import OrderPlacementIPThrottle, OrderPlacementThrottle
+from seckill.api.throttles import OrderPlacementThrottles
 from seckill.errors import Busy, InvalidRequest, NotFound, SeckillError
 from seckill.models import Order, Sale
 from seckill.placement import get_sale, place_order
@@ -64,10 +64,8 @@ def render_sale(
 def placement_throttle_wait(request: HttpRequest) -> float | None:
     """The API's placement rate limits, per buyer and per address, applied to the buy form too:
     otherwise a bot would simply post the form instead. Seconds to wait, or None."""
-    for throttle in (OrderPlacementThrottle(), OrderPlacementIPThrottle()):
-        if not throttle.allow_request(request, None):
-            return throttle.wait() or 1
-    return None
+    throttle = OrderPlacementThrottles()
+    return None if throttle.allow_request(request, None) else throttle.wait() or 1
 
 
 @never_cache

@@ -210,19 +210,6 @@ class OrderPlacementThrottles(RedisRateThrottle):
         return self.get_ident(request)
 
 
-class OrderPlacementThrottle(OrderPlacementThrottles):
-    """The per-buyer limit alone, for shop.views_shop's buy form, which still checks the two
-    limits one round trip each; once it uses OrderPlacementThrottles, remove both of these."""
-
-    scopes = ("order",)
-
-
-class OrderPlacementIPThrottle(OrderPlacementThrottles):
-    """The per-address limit alone (see OrderPlacementThrottle)."""
-
-    scopes = ("order_ip",)
-
-
 class AuthThrottle(RedisRateThrottle):
     """Register and token, per address and per username: slows password guessing from one
     address, and guessing one account's password from many addresses (``auth`` rate each)."""
