@@ -194,7 +194,7 @@ class GreedyBuyer(Buyer):
     def on_start(self) -> None:
         super().on_start()
         self.attempts = 0
-        # Keys are per sale: a key once used for another sale is refused (400), not replayed.
+        # Keys are scoped to the sale: the same key on another sale would be a new order.
         self.keys = [f"greedy-{self.sale_id}-{n}" for n in range(3 * DATA["per_user_limit"])]
 
     @task

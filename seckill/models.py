@@ -110,10 +110,13 @@ class Order(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
+            # Keys are scoped to the sale's order endpoint (POST /sales/<id>/orders/), as the
+            # redis_atomic script's per-sale index is: the same key on another sale is another
+            # request, never a conflict that could stop an accepted order from being written.
             models.UniqueConstraint(
-                fields=["buyer", "idempotency_key"],
+                fields=["sale", "buyer", "idempotency_key"],
                 condition=~Q(idempotency_key=""),
-                name="order_idempotency_key_unique_per_buyer",
+                name="order_idempotency_key_unique_per_sale_buyer",
             ),
         ]
         indexes = [

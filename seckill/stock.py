@@ -17,7 +17,7 @@ import redis
 from django.db.models import Sum
 
 from seckill.keys import SaleKeys, sale_keys
-from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
+from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
 from shop.redis_client import get_redis, registered_script
 
 # Keys outlive the sale by this much, so late payments and the audit still find them.
@@ -27,20 +27,35 @@ KEY_GRACE = timedelta(days=1)
 # redis_atomic accepted but Celery has not yet written (the queued hash) are not in the database
 # figures: they are deducted here, or a rebuilt mirror would sell their units a second time. A
 # queued order persisted a moment ago may be counted twice: too little stock, never too much.
+# The Idempotency-Key index (redis_atomic's replay check) is rebuilt from the database's keyed
+# orders (ARGV after the buyer pairs) and the queued ones, so a retry after a Redis restart still
+# gets its first order back. ARGV: stock, expire_at, fence floor, number of buyer pairs, then
+# buyer/units pairs, then "<buyer>:<key>"/order id pairs.
 LOAD_IF_MISSING = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local stock = tonumber(ARGV[1])
 local expire_at = ARGV[2]
-redis.call('DEL', KEYS[2], KEYS[3])
-for i = 4, #ARGV, 2 do
+local idem_from = 5 + 2 * tonumber(ARGV[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[6])
+for i = 5, idem_from - 1, 2 do
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
-for _, raw in ipairs(redis.call('HVALS', KEYS[5])) do
-  local record = cjson.decode(raw)
-  stock = stock - tonumber(record['quantity'])
-  redis.call('HINCRBY', KEYS[3], tostring(record['buyer_id']), record['quantity'])
+for i = idem_from, #ARGV, 2 do
+  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('EXPIREAT', KEYS[3], expire_at) end
+local queued = redis.call('HGETALL', KEYS[5])
+for i = 1, #queued, 2 do
+  local order_id, record = queued[i], cjson.decode(queued[i + 1])
+  local buyer = tostring(record['buyer_id'])
+  stock = stock - tonumber(record['quantity'])
+  redis.call('HINCRBY', KEYS[3], buyer, record['quantity'])
+  if record['idempotency_key'] ~= '' then
+    redis.call('HSET', KEYS[6], buyer .. ':' .. record['idempotency_key'], order_id)
+  end
+end
+for _, key in ipairs({KEYS[3], KEYS[6]}) do
+  if redis.call('EXISTS', key) == 1 then redis.call('EXPIREAT', key, expire_at) end
+end
 redis.call('SET', KEYS[1], stock)
 redis.call('EXPIREAT', KEYS[1], expire_at)
 if stock <= 0 then
@@ -149,15 +164,31 @@ def units_by_buyer(sale_id: int) -> dict[int, int]:
     return {row["buyer_id"]: row["units"] for row in rows}
 
 
+def idempotency_field(buyer_id: int, idempotency_key: str) -> str:
+    """The field of the sale's Idempotency-Key index (``…:idem``) for one buyer's key."""
+    return f"{buyer_id}:{idempotency_key}"
+
+
+def keyed_orders(sale_id: int) -> list[tuple[str, int]]:
+    """(index field, order id) of the sale's orders placed with an Idempotency-Key."""
+    rows = Order.objects.filter(sale_id=sale_id).exclude(idempotency_key="")
+    return [(idempotency_field(buyer_id, key), order_id)
+            for order_id, buyer_id, key in rows.values_list("id", "buyer_id", "idempotency_key")]
+
+
 def load_mirror(sale: Sale, client: redis.Redis | None = None) -> bool:
     """Build the Redis mirror from the database if it is missing; True when this call built it."""
     keys = sale_keys(sale.pk)
-    fresh = Sale.objects.only("stock_left", "last_fence", "ends_at").get(pk=sale.pk)
-    args: list = [fresh.stock_left, expire_at(fresh), fresh.last_fence]
-    for buyer_id, units in units_by_buyer(sale.pk).items():
+    fresh = Sale.objects.only("stock_left", "last_fence", "ends_at", "strategy").get(pk=sale.pk)
+    buyers = units_by_buyer(sale.pk)
+    args: list = [fresh.stock_left, expire_at(fresh), fresh.last_fence, len(buyers)]
+    for buyer_id, units in buyers.items():
         args += [buyer_id, units]
+    if fresh.strategy == Strategy.REDIS_ATOMIC:  # the only strategy that replays from Redis
+        for field, order_id in keyed_orders(sale.pk):
+            args += [field, order_id]
     built = registered_script(LOAD_IF_MISSING, client)(
-        keys=[keys.stock, keys.soldout, keys.buyers, keys.fence, keys.queued],
+        keys=[keys.stock, keys.soldout, keys.buyers, keys.fence, keys.queued, keys.idempotency],
         args=args,
         client=client,
     )
@@ -211,7 +242,7 @@ def reserve(
 ) -> Reservation:
     """redis_atomic: the whole decision in one script; loads the mirror first if needed."""
     keys = sale_keys(sale.pk)
-    idem_field = f"{buyer_id}:{idempotency_key}" if idempotency_key else ""
+    idem_field = idempotency_field(buyer_id, idempotency_key) if idempotency_key else ""
     script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued,
                    keys.drain]
     args = [buyer_id, quantity, sale.per_user_limit, idem_field, order_id,

@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from seckill import stock
-from seckill.errors import Busy, InvalidRequest, LimitReached, SoldOut, StaleFence, Unavailable
+from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
 from seckill.lock import LockNotOwnedError
 from seckill.locking import item_lock, naive_item_lock
@@ -54,25 +54,21 @@ def critical_section_pause() -> None:
 
 
 def find_replay(sale: Sale, buyer_id: int, idempotency_key: str) -> Order | None:
-    """The buyer's earlier order for this Idempotency-Key, if any (keys are unique per buyer,
-    so one used for another sale is refused rather than replayed).
+    """The buyer's earlier order in this sale for this Idempotency-Key, if any.
 
     Asked on most keyed requests and nearly always answered "none", so the question is plain
-    SQL on the (buyer, key) unique index; only a replay loads the order through the ORM.
+    SQL on the (sale, buyer, key) unique index; only a replay loads the order through the ORM.
     """
     if not idempotency_key:
         return None
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, sale_id FROM {ORDER_TABLE} WHERE buyer_id = %s AND idempotency_key = %s",
-            [buyer_id, idempotency_key],
+            f"SELECT id FROM {ORDER_TABLE}"
+            " WHERE sale_id = %s AND buyer_id = %s AND idempotency_key = %s",
+            [sale.pk, buyer_id, idempotency_key],
         )
         row = cursor.fetchone()
-    if row is None:
-        return None
-    if row[1] != sale.pk:
-        raise InvalidRequest("this Idempotency-Key was already used for another sale")
-    return Order.objects.get(pk=row[0])
+    return None if row is None else Order.objects.get(pk=row[0])
 
 
 def turn_away_if_sold_out(sale: Sale, buyer_id: int, key: str) -> Placement | None:
@@ -257,10 +253,11 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
     return Placement(order, created=True, queued=True)
 
 
-# Strategies that look for a replayed Idempotency-Key themselves, under their serialization and
-# on their sold-out path; for them, asking the database before the strategy runs is redundant.
+# Strategies that look for a replayed Idempotency-Key themselves (under their serialization and
+# on their sold-out path; redis_atomic in its script); asking the database first is redundant.
 CHECK_REPLAYS_INSIDE = frozenset(
-    {Strategy.NAIVE_LOCK, Strategy.LOCK, Strategy.LOCK_FENCED, Strategy.DB_ROW_LOCK}
+    {Strategy.NAIVE_LOCK, Strategy.LOCK, Strategy.LOCK_FENCED, Strategy.DB_ROW_LOCK,
+     Strategy.REDIS_ATOMIC}
 )
 
 STRATEGIES: dict[str, Callable[[Sale, AbstractBaseUser, int, str], Placement]] = {

@@ -112,7 +112,8 @@ class PlaceOrderView(APIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Replaying a key returns the first order instead of placing another.",
+                description="Replaying a key returns the first order instead of placing another. "
+                "Keys are scoped to the sale: the same key on another sale is a new request.",
             ),
             OpenApiParameter(
                 "Purchase-Token",
