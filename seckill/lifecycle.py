@@ -135,7 +135,7 @@ def persist_stale_queued(older_than_seconds: float = 30.0) -> int:
     """The sweep's half for redis_atomic: persist accepted orders whose drain never ran."""
     persisted = 0
     for sale_id in Sale.objects.filter(strategy=Strategy.REDIS_ATOMIC).values_list("pk", flat=True):
-        if not stock.queued_records(sale_id):
+        if not stock.queued_count(sale_id):
             continue
         try:
             persisted += queue.drain(sale_id, older_than_seconds=older_than_seconds)
@@ -153,7 +153,7 @@ def reset_sale(sale_id: int, stock_total: int | None = None) -> Sale:
     sale = Sale.objects.filter(pk=sale_id).first()
     if sale is None:
         raise NotFound(f"no sale {sale_id}")
-    if stock.queued_records(sale.pk):
+    if stock.queued_count(sale.pk):
         raise InvalidState("orders are still being recorded for this sale; reset once they are")
     with _item_serialized(sale), transaction.atomic():
         Order.objects.filter(sale_id=sale.pk).delete()

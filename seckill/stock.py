@@ -269,6 +269,11 @@ def queued_records(sale_id: int, client: redis.Redis | None = None) -> dict[int,
     return {int(k): json.loads(v) for k, v in raw.items()}
 
 
+def queued_count(sale_id: int, client: redis.Redis | None = None) -> int:
+    """How many redis_atomic orders of the sale wait in Redis for the database."""
+    return (client or get_redis()).hlen(sale_keys(sale_id).queued)
+
+
 def find_queued(sale_ids: list[int], order_id: int,
                 client: redis.Redis | None = None) -> dict | None:
     """The queued record of ``order_id`` in any of these sales' queued hashes (one pipeline)."""
