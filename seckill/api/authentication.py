@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Iterable
 from functools import partial
 
@@ -41,7 +40,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from shop.redis_client import get_redis
+from shop.redis_client import RedisBackoff, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ REDIS_RETRY_AFTER = 5.0  # seconds to go straight to the database after a Redis 
 USER_FIELDS = ("id", "username", "is_active", "is_staff", "is_superuser")
 TOMBSTONE = b"-"
 
-_redis_down_until = 0.0
+_backoff = RedisBackoff(REDIS_RETRY_AFTER)
 
 
 def cache_key(token_key: str) -> str:
@@ -122,21 +121,19 @@ def _rebuild(token_model: type[Model], key: str, cached: bytes) -> tuple | None:
 def _redis_call(command):
     """Run ``command(client)``; on any Redis error return None and leave Redis alone for
     REDIS_RETRY_AFTER seconds in this process (the cache is an optimisation, never a failure)."""
-    global _redis_down_until
-    if time.monotonic() < _redis_down_until:
+    if not _backoff.available():
         return None
     try:
         return command(get_redis())
     except redis.exceptions.RedisError as exc:
-        _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+        _backoff.failed()
         log.warning("token cache: Redis unavailable (%s); authenticating from the database", exc)
         return None
 
 
 def reset_fallback() -> None:
     """Try Redis again at once (tests)."""
-    global _redis_down_until
-    _redis_down_until = 0.0
+    _backoff.reset()
 
 
 # --- revocation ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from shop.redis_client import get_redis, registered_script
+from shop.redis_client import RedisBackoff, get_redis, registered_script
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class _LocalLimiter:
 
 
 _local = _LocalLimiter()
-_redis_down_until = 0.0
+_backoff = RedisBackoff(REDIS_RETRY_AFTER)
 
 
 def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
@@ -127,19 +127,18 @@ def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
     Returns (allowed, seconds to wait when refused: the longest wait among the refusing
     limits). Keys must be distinct.
     """
-    global _redis_down_until
     if not limits:
         return True, 0.0
     keys = [key for key, _, _ in limits]
     rates = [(period / num_requests, float(period)) for _, num_requests, period in limits]
-    if time.monotonic() >= _redis_down_until:
+    if _backoff.available():
         client = get_redis()
         args = [round(seconds * 1e6) for rate in rates for seconds in rate]
         try:
             allowed, wait_us = registered_script(GCRA, client)(keys=keys, args=args, client=client)
             return bool(allowed), int(wait_us) / 1e6
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+            _backoff.failed()
             log.warning("throttle: Redis unavailable (%s); limiting in-process", exc)
     return _local.hit_all([(key, *rate) for key, rate in zip(keys, rates, strict=True)])
 
@@ -254,6 +253,5 @@ def _submitted_username(request: Request) -> str | None:
 
 def reset_local_fallback() -> None:
     """Forget the in-process fallback's state and retry Redis at once (tests)."""
-    global _redis_down_until
-    _redis_down_until = 0.0
+    _backoff.reset()
     _local.clear()

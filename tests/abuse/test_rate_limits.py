@@ -286,7 +286,7 @@ def test_no_rates_no_round_trip(make_client, rates, throttle_round_trips):
 def limiter(request, redis_client, monkeypatch) -> str:
     """Run a test against the Redis script and against the in-process fallback."""
     if request.param == "in-process":
-        monkeypatch.setattr(throttles, "_redis_down_until", float("inf"))
+        monkeypatch.setattr(throttles._backoff, "until", float("inf"))
     return request.param
 
 
