@@ -20,7 +20,7 @@ from seckill.errors import Busy, InvalidRequest, LimitReached, NotFound, NotLive
 from seckill.lock import LockUnavailableError
 from seckill.models import Sale, SaleStatus
 from seckill.sale_cache import sale_definition
-from seckill.strategies import CHECK_REPLAYS_INSIDE, STRATEGIES, Placement, find_replay
+from seckill.strategies import CHECK_REPLAYS_INSIDE, STRATEGIES, Placement, replayed
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 MAX_QUANTITY = 1000
@@ -67,11 +67,6 @@ def get_sale(sale_id: int) -> Sale:
     return sale
 
 
-def _replay(sale: Sale, buyer_id: int, key: str) -> Placement | None:
-    earlier = find_replay(sale, buyer_id, key)
-    return None if earlier is None else Placement(earlier, created=False)
-
-
 def place_order(
     sale_id: int, buyer, quantity: object, idempotency_key: str | None = None,
     purchase_token: str | None = None,
@@ -92,7 +87,7 @@ def place_order(
         # A purchase token must not be spent on a replay; strategies that check replays
         # themselves would only repeat this query.
         if key and (sale.require_purchase_token or sale.strategy not in CHECK_REPLAYS_INSIDE):
-            replay = _replay(sale, buyer.pk, key)
+            replay = replayed(sale, buyer.pk, key)
             if replay is not None:
                 return replay
         if quantity > sale.per_user_limit:
@@ -104,7 +99,7 @@ def place_order(
         except IntegrityError:
             # Two requests with one Idempotency-Key raced past the check (strategy unsafe):
             # the unique constraint let one through; the other gets the first order.
-            replay = _replay(sale, buyer.pk, key)
+            replay = replayed(sale, buyer.pk, key)
             if replay is None:
                 raise
             return replay

@@ -71,15 +71,21 @@ def find_replay(sale: Sale, buyer_id: int, idempotency_key: str) -> Order | None
     return None if row is None else Order.objects.get(pk=row[0])
 
 
+def replayed(sale: Sale, buyer_id: int, idempotency_key: str) -> Placement | None:
+    """The answer to a replayed Idempotency-Key (the earlier order), or None."""
+    earlier = find_replay(sale, buyer_id, idempotency_key)
+    return None if earlier is None else Placement(earlier, created=False)
+
+
 def turn_away_if_sold_out(sale: Sale, buyer_id: int, key: str) -> Placement | None:
     """The sold-out short-circuit (one Redis round trip). A retry of a request whose order took
     the last units gets that order back, not 409."""
     if not stock.is_sold_out(sale):
         return None
-    earlier = find_replay(sale, buyer_id, key)
-    if earlier is None:
+    replay = replayed(sale, buyer_id, key)
+    if replay is None:
         raise SoldOut()
-    return Placement(earlier, created=False)
+    return replay
 
 
 def units_held(sale_id: int, buyer_id: int) -> int:
@@ -217,9 +223,9 @@ def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
         return replay
     with transaction.atomic():
         locked = Sale.objects.select_for_update().get(pk=sale.pk)
-        earlier = find_replay(sale, buyer.pk, key)
-        if earlier is not None:
-            return Placement(earlier, created=False)
+        replay = replayed(sale, buyer.pk, key)
+        if replay is not None:
+            return replay
         check_can_buy(locked, locked.stock_left, units_held(sale.pk, buyer.pk), quantity)
         critical_section_pause()
         locked.stock_left -= quantity
