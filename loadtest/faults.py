@@ -250,6 +250,19 @@ def crowd(url: str, tokens: list[str], sale_id: int, threads: int = 8) -> list[A
     return answers
 
 
+def crowd_in_background(
+    url: str, tokens: list[str], sale_id: int, threads: int,
+) -> tuple[threading.Thread, list[Answer]]:
+    """:func:`crowd` in a started thread, so the fault can be injected while it buys; join the
+    thread, then read the answers."""
+    answers: list[Answer] = []
+    runner = threading.Thread(
+        target=lambda: answers.extend(crowd(url, tokens, sale_id, threads=threads))
+    )
+    runner.start()
+    return runner, answers
+
+
 def db_orders(sale_id: int) -> dict[str, int]:
     """Order ids of the sale in the database -> quantity (live orders only)."""
     from seckill.models import LIVE_ORDER_STATUSES, Order
@@ -404,11 +417,7 @@ def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 5,
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
         thread.join(30)
-        answers: list[Answer] = []
-        others = threading.Thread(
-            target=lambda: answers.extend(crowd(rig.url, tokens[1:], sale_id, threads=4))
-        )
-        others.start()
+        others, answers = crowd_in_background(rig.url, tokens[1:], sale_id, threads=4)
         freed = wait_for(lambda: not client.exists(lock_key), lock_ttl + SLACK, 0.01)
         freed_after = time.monotonic() - killed_at
         others.join(300)
@@ -557,11 +566,7 @@ def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "
     with Rig(database_url, work, redis_server=RedisServer(extra_args=aof)) as rig:
         tokens = make_buyers("rl", buyers)
         sale_id = make_sale(strategy, stock)
-        answers: list[Answer] = []
-        runner = threading.Thread(
-            target=lambda: answers.extend(crowd(rig.url, tokens, sale_id, threads=6))
-        )
-        runner.start()
+        runner, answers = crowd_in_background(rig.url, tokens, sale_id, threads=6)
         wait_for(lambda: len(db_orders(sale_id)) >= stock // 3, 120, 0.02)
         rig.redis_server.kill()
         time.sleep(down)
@@ -633,11 +638,7 @@ def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
     with Rig(database_url, work) as rig:
         tokens = make_buyers("ru", buyers)
         sale_id = make_sale(strategy, stock)
-        answers: list[Answer] = []
-        runner = threading.Thread(
-            target=lambda: answers.extend(crowd(rig.url, tokens, sale_id, threads=6))
-        )
-        runner.start()
+        runner, answers = crowd_in_background(rig.url, tokens, sale_id, threads=6)
         time.sleep(0.5)
         proc = rig.redis_server.process
         assert proc is not None
