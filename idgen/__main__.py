@@ -34,8 +34,9 @@ def _redis(url: str) -> redis.Redis:
 
 
 def _layout(args: argparse.Namespace) -> SnowflakeLayout:
-    return SnowflakeLayout(epoch_ms=args.epoch_ms, worker_bits=args.worker_bits,
-                           sequence_bits=args.sequence_bits)
+    return SnowflakeLayout(
+        epoch_ms=args.epoch_ms, worker_bits=args.worker_bits, sequence_bits=args.sequence_bits
+    )
 
 
 def _cmd_snowflake(args: argparse.Namespace) -> int:
@@ -67,8 +68,13 @@ def _cmd_parse(args: argparse.Namespace) -> int:
         out = {"id": args.id, "date": day.isoformat(), "counter": counter}
     else:
         p = _layout(args).parse(args.id)
-        out = {"id": args.id, "timestamp_ms": p.timestamp_ms, "datetime": p.datetime.isoformat(),
-               "worker_id": p.worker_id, "sequence": p.sequence}
+        out = {
+            "id": args.id,
+            "timestamp_ms": p.timestamp_ms,
+            "datetime": p.datetime.isoformat(),
+            "worker_id": p.worker_id,
+            "sequence": p.sequence,
+        }
     print(json.dumps(out))
     return 0
 

@@ -42,11 +42,14 @@ end
 """
 
 # KEYS: day key. ARGV: n, expire-at (Unix s), grace (s). Returns the counter after the increment.
-_INCR = _EXPIRE_AFTER_DAY + """
+_INCR = (
+    _EXPIRE_AFTER_DAY
+    + """
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 expire_after_day(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 return v
 """
+)
 
 # KEYS: day key. ARGV: n, ceiling (a floor already stored durably).
 # {v, 0}: incremented to v. {0, 0}: key missing (new day or Redis lost it): initialise from the
@@ -61,11 +64,14 @@ return {v, 0}
 """
 
 # KEYS: day key. ARGV: floor, expire-at, grace. Creates the key at the floor unless it exists.
-_INIT_AT_FLOOR = _EXPIRE_AFTER_DAY + """
+_INIT_AT_FLOOR = (
+    _EXPIRE_AFTER_DAY
+    + """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   expire_after_day(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 end
 """
+)
 
 
 class DateIncrGenerator:

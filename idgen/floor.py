@@ -62,7 +62,7 @@ class FileFloorStore:
             if floors.get(day, 0) >= value:
                 return floors[day]
             floors[day] = value
-            kept = dict(sorted(floors.items())[-self.keep_days:])
+            kept = dict(sorted(floors.items())[-self.keep_days :])
             tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
             with open(tmp, "w") as f:
                 json.dump(kept, f)

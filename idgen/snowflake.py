@@ -48,9 +48,23 @@ class Snowflake:
     """
 
     __slots__ = (
-        "__weakref__", "_lock", "_last", "_seq", "_valid_until", "_offset", "_shift",
-        "_max_seq", "_clock", "_sleep", "_layout", "_max_rollback_ms", "_lease", "_owns_lease",
-        "_lease_token", "_worker_id", "_closed",
+        "__weakref__",
+        "_lock",
+        "_last",
+        "_seq",
+        "_valid_until",
+        "_offset",
+        "_shift",
+        "_max_seq",
+        "_clock",
+        "_sleep",
+        "_layout",
+        "_max_rollback_ms",
+        "_lease",
+        "_owns_lease",
+        "_lease_token",
+        "_worker_id",
+        "_closed",
     )
 
     def __init__(
@@ -81,8 +95,13 @@ class Snowflake:
         self._lease_token = ""
         self._owns_lease = redis is not None
         if redis is not None:
-            lease = WorkerIdLease(redis, max_worker_id=layout.max_worker_id, ttl_ms=lease_ttl_ms,
-                                  prefix=key_prefix, clock=clock)
+            lease = WorkerIdLease(
+                redis,
+                max_worker_id=layout.max_worker_id,
+                ttl_ms=lease_ttl_ms,
+                prefix=key_prefix,
+                clock=clock,
+            )
         self._lease = lease
         if clock() // 1_000_000 < layout.epoch_ms:
             raise ValueError("the clock reads earlier than the layout's epoch")

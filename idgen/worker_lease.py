@@ -242,8 +242,9 @@ class WorkerIdLease:
                 log.error("idgen: lost worker id lease %s", self.worker_id)
                 return
             except Exception:  # transient: the next beat retries; the deadline keeps us safe
-                log.warning("idgen: heartbeat for worker id %s failed", self.worker_id,
-                            exc_info=True)
+                log.warning(
+                    "idgen: heartbeat for worker id %s failed", self.worker_id, exc_info=True
+                )
 
     def _forget_after_fork(self) -> None:
         """In a forked child: the parent still owns the id; drop it without touching Redis."""

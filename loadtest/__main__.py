@@ -59,32 +59,54 @@ def backing_services(args: argparse.Namespace, var_dir: Path) -> Iterator[tuple[
 
 
 def phase(
-    stack: Stack, env: dict[str, str], data: dict[str, Any], strategy: str, scenario: str,
-    shape: LoadShape, results: Path, sale_key: str | None = None,
+    stack: Stack,
+    env: dict[str, str],
+    data: dict[str, Any],
+    strategy: str,
+    scenario: str,
+    shape: LoadShape,
+    results: Path,
+    sale_key: str | None = None,
 ) -> dict[str, Any]:
     """One Locust run against one sale, then its audit."""
     sale_id = data["sales"][sale_key or strategy]
-    locust_data = {"sale_id": sale_id, "tokens": data["tokens"],
-                   "greedy_tokens": data["greedy_tokens"], "per_user_limit": data["per_user_limit"]}
-    print(f"  {strategy:<13} {scenario:<7} sale {sale_id}: {shape.users} users, {shape.duration}",
-          flush=True)
+    locust_data = {
+        "sale_id": sale_id,
+        "tokens": data["tokens"],
+        "greedy_tokens": data["greedy_tokens"],
+        "per_user_limit": data["per_user_limit"],
+    }
+    print(
+        f"  {strategy:<13} {scenario:<7} sale {sale_id}: {shape.users} users, {shape.duration}",
+        flush=True,
+    )
     load = run_locust(stack.url, locust_data, scenario, shape, results)
     verdict = audit(env, sale_id, results)
     return {"strategy": strategy, "scenario": scenario, **load, "audit": verdict}
 
 
 def stack_options(args: argparse.Namespace) -> dict[str, int]:
-    return {"web_workers": args.web_workers, "web_threads": args.web_threads,
-            "celery_concurrency": args.celery_concurrency}
+    return {
+        "web_workers": args.web_workers,
+        "web_threads": args.web_threads,
+        "celery_concurrency": args.celery_concurrency,
+    }
 
 
 def settings_of(args: argparse.Namespace, database_url: str, redis_url: str) -> dict[str, Any]:
     return {
-        "database": database_url.split("@")[-1], "redis": redis_url, "users": args.users,
-        "stock": args.stock, "duration": args.duration, "processes": args.processes,
-        "critical_section_delay": args.delay, "naive_lock_ttl": args.naive_ttl,
-        "web_workers": args.web_workers, "web_threads": args.web_threads,
-        "celery_concurrency": args.celery_concurrency, "cpus": os.cpu_count(),
+        "database": database_url.split("@")[-1],
+        "redis": redis_url,
+        "users": args.users,
+        "stock": args.stock,
+        "duration": args.duration,
+        "processes": args.processes,
+        "critical_section_delay": args.delay,
+        "naive_lock_ttl": args.naive_ttl,
+        "web_workers": args.web_workers,
+        "web_threads": args.web_threads,
+        "celery_concurrency": args.celery_concurrency,
+        "cpus": os.cpu_count(),
         "ceiling_users": getattr(args, "ceiling_users", None),
         "ceiling_duration": getattr(args, "ceiling_duration", None),
     }
@@ -101,10 +123,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = new_out_dir(args, f"run-{args.strategy}-{args.scenario}")
     shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
     with backing_services(args, out) as (database_url, redis_url):
-        env = server_env(database_url=database_url, redis_url=redis_url, var_dir=out / "var",
-                         critical_section_delay=args.delay, naive_lock_ttl=args.naive_ttl)
-        data = prepare(env, out, users=args.users, strategies=[args.strategy], stock=args.stock,
-                       per_user_limit=args.per_user_limit)
+        env = server_env(
+            database_url=database_url,
+            redis_url=redis_url,
+            var_dir=out / "var",
+            critical_section_delay=args.delay,
+            naive_lock_ttl=args.naive_ttl,
+        )
+        data = prepare(
+            env,
+            out,
+            users=args.users,
+            strategies=[args.strategy],
+            stock=args.stock,
+            per_user_limit=args.per_user_limit,
+        )
         with Stack(env, out / "logs", **stack_options(args)) as stack:
             result = phase(stack, env, data, args.strategy, args.scenario, shape, out / "locust")
     result["settings"] = settings_of(args, database_url, redis_url)
@@ -119,24 +152,51 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def ceiling(
-    args: argparse.Namespace, stack: Stack, env: dict[str, str], out: Path,
+    args: argparse.Namespace,
+    stack: Stack,
+    env: dict[str, str],
+    out: Path,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The trivial view vs one hot item (lock, redis_atomic), by Locust and by wrk."""
     rows, audits = [], []
     shape = LoadShape(args.ceiling_users, args.ceiling_duration, None, args.processes)
-    hot = prepare(env, out / "hot", users=args.users, strategies=["lock", "redis_atomic"],
-                  stock=HOT_STOCK, per_user_limit=HOT_LIMIT, migrate=False)
+    hot = prepare(
+        env,
+        out / "hot",
+        users=args.users,
+        strategies=["lock", "redis_atomic"],
+        stock=HOT_STOCK,
+        per_user_limit=HOT_LIMIT,
+        migrate=False,
+    )
     ping = run_locust(stack.url, {"sale_id": 0}, "ping", shape, out / "ceiling-ping")
-    rows.append({"generator": "locust", "workload": "ping",
-                 **_summary(ping["endpoints"]["GET /loadtest/ping"])})
+    rows.append(
+        {
+            "generator": "locust",
+            "workload": "ping",
+            **_summary(ping["endpoints"]["GET /loadtest/ping"]),
+        }
+    )
     for strategy in ("lock", "redis_atomic"):
         result = phase(stack, env, hot, strategy, "hot", shape, out / f"ceiling-{strategy}")
         audits.append(result)
-        rows.append({"generator": "locust", "workload": strategy,
-                     **_summary(result["endpoints"][report.ORDER]),
-                     "accepted_rps": result["accepted_rps"]})
-    wrk_hot = prepare(env, out / "hot-wrk", users=args.users, strategies=["lock", "redis_atomic"],
-                      stock=HOT_STOCK, per_user_limit=HOT_LIMIT, migrate=False)
+        rows.append(
+            {
+                "generator": "locust",
+                "workload": strategy,
+                **_summary(result["endpoints"][report.ORDER]),
+                "accepted_rps": result["accepted_rps"],
+            }
+        )
+    wrk_hot = prepare(
+        env,
+        out / "hot-wrk",
+        users=args.users,
+        strategies=["lock", "redis_atomic"],
+        stock=HOT_STOCK,
+        per_user_limit=HOT_LIMIT,
+        migrate=False,
+    )
     wrk_ping = run_wrk(stack.url, "/loadtest/ping", args.ceiling_duration, args.ceiling_users)
     if wrk_ping is None:
         print("  wrk not installed (apt-get install -y wrk): Locust figures only")
@@ -146,8 +206,13 @@ def ceiling(
     for strategy in ("lock", "redis_atomic"):
         sale_id = wrk_hot["sales"][strategy]
         print(f"  wrk           {strategy:<7} sale {sale_id}", flush=True)
-        measured = run_wrk(stack.url, f"/api/v1/sales/{sale_id}/orders/",
-                           args.ceiling_duration, args.ceiling_users, tokens=wrk_hot["tokens"])
+        measured = run_wrk(
+            stack.url,
+            f"/api/v1/sales/{sale_id}/orders/",
+            args.ceiling_duration,
+            args.ceiling_users,
+            tokens=wrk_hot["tokens"],
+        )
         rows.append({"workload": strategy, **measured})
         results = out / f"ceiling-wrk-{strategy}"
         results.mkdir(parents=True, exist_ok=True)
@@ -168,8 +233,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
     with backing_services(args, out) as (database_url, redis_url):
         result["settings"] = settings_of(args, database_url, redis_url)
-        env = server_env(database_url=database_url, redis_url=redis_url, var_dir=out / "var",
-                         critical_section_delay=args.delay, naive_lock_ttl=args.naive_ttl)
+        env = server_env(
+            database_url=database_url,
+            redis_url=redis_url,
+            var_dir=out / "var",
+            critical_section_delay=args.delay,
+            naive_lock_ttl=args.naive_ttl,
+        )
         print(f"teaching run: {args.scenario}, delay {args.delay} s, naive TTL {args.naive_ttl} s")
         data = prepare(env, out, users=args.users, strategies=args.strategies, stock=args.stock)
         with Stack(env, out / "logs-teaching", **stack_options(args)) as stack:
@@ -179,12 +249,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
             ]
         if not args.no_performance:
             env = server_env(
-                database_url=database_url, redis_url=redis_url, var_dir=out / "var",
+                database_url=database_url,
+                redis_url=redis_url,
+                var_dir=out / "var",
                 base={k: v for k, v in env.items() if k != "SECKILL_NAIVE_LOCK_TTL"},
             )
             print("performance run: no fault injection")
-            data = prepare(env, out, users=args.users, strategies=args.strategies,
-                           stock=args.stock, migrate=False)
+            data = prepare(
+                env,
+                out,
+                users=args.users,
+                strategies=args.strategies,
+                stock=args.stock,
+                migrate=False,
+            )
             flash = LoadShape(args.users, args.flash_duration, args.spawn_rate, args.processes)
             with Stack(env, out / "logs-performance", **stack_options(args)) as stack:
                 result["flash"] = [
@@ -197,8 +275,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print()
     print(path.read_text())
     print(f"report: {path} and {out / 'report.html'}")
-    safe = [p for part in ("teaching", "flash", "ceiling_audit") for p in result.get(part, [])
-            if p["strategy"] in report.SAFE]
+    safe = [
+        p
+        for part in ("teaching", "flash", "ceiling_audit")
+        for p in result.get(part, [])
+        if p["strategy"] in report.SAFE
+    ]
     return 0 if all(p["audit"]["clean"] for p in safe) else 1
 
 
@@ -222,8 +304,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", choices=STRATEGIES, default="lock")
     run.add_argument("--scenario", choices=sorted(SCENARIOS), default="flash")
     run.add_argument("--per-user-limit", type=int, default=1)
-    run.add_argument("--delay", type=float, default=0.0,
-                     help="SECKILL_CRITICAL_SECTION_DELAY in seconds (fault injection)")
+    run.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="SECKILL_CRITICAL_SECTION_DELAY in seconds (fault injection)",
+    )
     run.add_argument("--naive-ttl", type=float, default=None, help="SECKILL_NAIVE_LOCK_TTL")
     run.set_defaults(func=cmd_run)
 
@@ -235,8 +321,11 @@ def parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--flash-duration", default="15s")
     cmp_.add_argument("--ceiling-users", type=int, default=64)
     cmp_.add_argument("--ceiling-duration", default="15s")
-    cmp_.add_argument("--no-performance", action="store_true",
-                      help="teaching run only: skip the flash-crowd latency and ceiling parts")
+    cmp_.add_argument(
+        "--no-performance",
+        action="store_true",
+        help="teaching run only: skip the flash-crowd latency and ceiling parts",
+    )
     cmp_.set_defaults(func=cmd_compare)
     return p
 

@@ -51,8 +51,10 @@ def wait_for_quiet(sale_id: int, timeout: float, quiet: float = 2.0) -> bool:
     from seckill.models import Order, Sale
 
     def figures() -> tuple:
-        return (Sale.objects.values_list("stock_left", flat=True).get(pk=sale_id),
-                Order.objects.filter(sale_id=sale_id).count())
+        return (
+            Sale.objects.values_list("stock_left", flat=True).get(pk=sale_id),
+            Order.objects.filter(sale_id=sale_id).count(),
+        )
 
     deadline = time.monotonic() + timeout
     last, since = figures(), time.monotonic()
@@ -106,11 +108,14 @@ def count(sale_id: int, records: list[dict]) -> dict[str, Any]:
     live = orders.filter(status__in=LIVE_ORDER_STATUSES)
     units_sold = live.aggregate(units=Sum("quantity"))["units"] or 0
     duplicate_rows = (
-        orders.exclude(idempotency_key="").values("buyer_id", "idempotency_key")
-        .annotate(n=Count("id")).filter(n__gt=1)
+        orders.exclude(idempotency_key="")
+        .values("buyer_id", "idempotency_key")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
     )
     over_limit = (
-        live.values("buyer_id").annotate(units=Sum("quantity"))
+        live.values("buyer_id")
+        .annotate(units=Sum("quantity"))
         .filter(units__gt=sale.per_user_limit)
     )
     ids_by_intent: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -152,9 +157,13 @@ def audit_sale(sale_id: int, results: Path, drain_timeout: float = 60.0) -> dict
     verdict["settled"] = quiet
     verdict["project_audit"] = project_audit(sale_id)
     verdict["clean"] = (
-        verdict["oversold"] == 0 and verdict["duplicates"] == 0
-        and verdict["limit_violations"] == 0 and verdict["lost_orders"] == 0
-        and verdict["conserved"] and left == 0 and quiet
+        verdict["oversold"] == 0
+        and verdict["duplicates"] == 0
+        and verdict["limit_violations"] == 0
+        and verdict["lost_orders"] == 0
+        and verdict["conserved"]
+        and left == 0
+        and quiet
     )
     return verdict
 

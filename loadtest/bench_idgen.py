@@ -139,8 +139,9 @@ def _line_tracer(frame: FrameType, event: str, arg: object) -> object:
     return _line_tracer if frame.f_code.co_name in ("__next__", "next_id") else None
 
 
-def duplicates_when_shared(call: Callable[[], int | None], threads: int = 4,
-                           per_thread: int = 25_000) -> int:
+def duplicates_when_shared(
+    call: Callable[[], int | None], threads: int = 4, per_thread: int = 25_000
+) -> int:
     """Duplicate ids among ``threads`` threads sharing one generator."""
     out: list[list[int | None]] = [[] for _ in range(threads)]
 
@@ -205,20 +206,27 @@ def run(args: argparse.Namespace) -> dict:
     plain = DateIncrGenerator(client, prefix=prefix)
     segment = DateIncrGenerator(client, segment_size=args.segment, prefix=prefix)
     try:
-        best = best_of(rounds, {
-            "minimal snowflake next_id (1 thread)": lambda: rate_single(minimal.next_id, secs),
-            "idgen Snowflake.next_id (1 thread)": lambda: rate_single(full.next_id, secs),
-            "minimal snowflake next_id (4 threads, shared)":
-                lambda: rate_threads(minimal.next_id, secs),
-            "idgen Snowflake.next_id (4 threads, shared)":
-                lambda: rate_threads(full.next_id, secs),
-            "idgen Snowflake.next_ids bulk (1 thread)": lambda: rate_bulk(full.next_ids, secs),
-            "snowflake-id package next() (1 thread)": package_rate,
-            "idgen DateIncr plain (1 INCR per id)":
-                lambda: rate_single(plain.next_id, secs, batch=100),
-            f"idgen DateIncr segment (N={args.segment})":
-                lambda: rate_single(segment.next_id, secs),
-        })
+        best = best_of(
+            rounds,
+            {
+                "minimal snowflake next_id (1 thread)": lambda: rate_single(minimal.next_id, secs),
+                "idgen Snowflake.next_id (1 thread)": lambda: rate_single(full.next_id, secs),
+                "minimal snowflake next_id (4 threads, shared)": lambda: rate_threads(
+                    minimal.next_id, secs
+                ),
+                "idgen Snowflake.next_id (4 threads, shared)": lambda: rate_threads(
+                    full.next_id, secs
+                ),
+                "idgen Snowflake.next_ids bulk (1 thread)": lambda: rate_bulk(full.next_ids, secs),
+                "snowflake-id package next() (1 thread)": package_rate,
+                "idgen DateIncr plain (1 INCR per id)": lambda: rate_single(
+                    plain.next_id, secs, batch=100
+                ),
+                f"idgen DateIncr segment (N={args.segment})": lambda: rate_single(
+                    segment.next_id, secs
+                ),
+            },
+        )
         calls, none = snowflake_id_none_past_4096()
         races = race_demo()
     finally:
@@ -244,15 +252,21 @@ def run(args: argparse.Namespace) -> dict:
         "snowflake-id package": {
             "None results in one frozen millisecond": f"{none} of {calls} calls",
             "None results during its timed run": nones[0],
-            "duplicate ids, 4 threads x 25k sharing one generator under a line tracer":
-                races["snowflake-id package"],
+            "duplicate ids, 4 threads x 25k sharing one generator under a line tracer": races[
+                "snowflake-id package"
+            ],
         },
         "idgen Snowflake": {
             "duplicate ids, same test": races["idgen Snowflake"],
         },
-        "settings": {"seconds": secs, "rounds": rounds, "segment": args.segment,
-                     "python": sys.version.split()[0], "cpus": os.cpu_count(),
-                     "load average before / after": (load_before, os.getloadavg()[0])},
+        "settings": {
+            "seconds": secs,
+            "rounds": rounds,
+            "segment": args.segment,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "load average before / after": (load_before, os.getloadavg()[0]),
+        },
     }
 
 
@@ -269,14 +283,17 @@ def print_report(report: dict) -> None:
             print(f"  {name}: {value}")
     s = report["settings"]
     before, after = s["load average before / after"]
-    print(f"\nbest of {s['rounds']} interleaved rounds x {s['seconds']} s; Python {s['python']}, "
-          f"{s['cpus']} CPUs; 1-min load average {before:.1f} before, {after:.1f} after")
+    print(
+        f"\nbest of {s['rounds']} interleaved rounds x {s['seconds']} s; Python {s['python']}, "
+        f"{s['cpus']} CPUs; 1-min load average {before:.1f} before, {after:.1f} after"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL",
-                                                              "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     parser.add_argument("--prefix", default=f"bench-idgen-{os.getpid()}")
     parser.add_argument("--seconds", type=float, default=0.3, help="per measurement round")
     parser.add_argument("--rounds", type=int, default=5)

@@ -33,8 +33,7 @@ import redis_lock
 from seckill.lock import Lock, NaiveLock
 
 COMPARE_AND_DELETE = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
-    "return 0"
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
 HANDSHAKE = {"HELLO", "CLIENT", "SELECT", "PING", "AUTH"}
 
@@ -107,8 +106,9 @@ CASES = [
 ]
 
 
-def uncontended(client: redis.Redis, prefix: str, seconds: float,
-                burst: float = 0.05) -> dict[str, float]:
+def uncontended(
+    client: redis.Redis, prefix: str, seconds: float, burst: float = 0.05
+) -> dict[str, float]:
     """Acquire+release/s of every case, one thread, in 50 ms bursts taken round-robin."""
     locks = [case.make(client, f"{prefix}:u{i}") for i, case in enumerate(CASES)]
     ops, spent = [0] * len(CASES), [0.0] * len(CASES)
@@ -164,8 +164,9 @@ class Contended:
         return waits[int(0.99 * (len(waits) - 1))] * 1000 if waits else 0.0
 
 
-def contended(url: str, case: Case, key: str, threads: int, seconds: float,
-              into: Contended) -> None:
+def contended(
+    url: str, case: Case, key: str, threads: int, seconds: float, into: Contended
+) -> None:
     """One slice: ``threads`` threads loop on one key for ``seconds``; adds to ``into``."""
     pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
     client = redis.Redis(connection_pool=pool)
@@ -215,17 +216,24 @@ def cleanup(client: redis.Redis, prefix: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("BENCH_REDIS_URL",
-                                                        "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="measured time per case and mode (split into slices)")
+    parser.add_argument(
+        "--url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=3.0,
+        help="measured time per case and mode (split into slices)",
+    )
     parser.add_argument("--slices", type=int, default=4)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args(argv)
     prefix = f"bench-lock-{os.getpid()}-{os.urandom(3).hex()}"
     client = redis.Redis.from_url(args.url)
-    print(f"Redis {client.info('server')['redis_version']} at {args.url}, keys '*{prefix}*', "
-          f"{args.seconds:g} s per case and mode in {args.slices} interleaved slices")
+    print(
+        f"Redis {client.info('server')['redis_version']} at {args.url}, keys '*{prefix}*', "
+        f"{args.seconds:g} s per case and mode in {args.slices} interleaved slices"
+    )
     try:
         return run(args, client, prefix)
     finally:
@@ -252,15 +260,18 @@ def run(args: argparse.Namespace, client: redis.Redis, prefix: str) -> int:
     for case in CASES:
         print(f"{case.name:28} {solo[case.name]:9.0f} {solo[case.name] / floor:8.2f}")
 
-    print(f"\nContended: {args.threads} threads on one key, acquire -> GET+SET counter -> "
-          "release")
-    print(f"{'':28} {'1 thr/s':>8} {'N thr/s':>8} {'ratio':>6} {'RT/acq':>7} "
-          f"{'fair':>5} {'p99 ms':>7} {'lost':>5} {'CPU us/acq 1/N':>15}")
+    print(f"\nContended: {args.threads} threads on one key, acquire -> GET+SET counter -> release")
+    print(
+        f"{'':28} {'1 thr/s':>8} {'N thr/s':>8} {'ratio':>6} {'RT/acq':>7} "
+        f"{'fair':>5} {'p99 ms':>7} {'lost':>5} {'CPU us/acq 1/N':>15}"
+    )
     for name, many in multi.items():
         one = single[name]
-        print(f"{name:28} {one.rate:8.0f} {many.rate:8.0f} {many.rate / one.rate:6.2f} "
-              f"{many.round_trips:7.1f} {many.fairness:5.2f} {many.p99_ms:7.1f} {many.lost:5d} "
-              f"{one.cpu_us:7.0f}/{many.cpu_us:<7.0f}")
+        print(
+            f"{name:28} {one.rate:8.0f} {many.rate:8.0f} {many.rate / one.rate:6.2f} "
+            f"{many.round_trips:7.1f} {many.fairness:5.2f} {many.p99_ms:7.1f} {many.lost:5d} "
+            f"{one.cpu_us:7.0f}/{many.cpu_us:<7.0f}"
+        )
     ours = "seckill.lock.Lock"
     many, one = multi[ours], single[ours]
     print("\nseckill.lock.Lock against its goals:")

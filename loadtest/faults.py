@@ -71,8 +71,11 @@ class Rig:
     @property
     def env(self) -> dict[str, str]:
         return server_env(
-            database_url=self.database_url, redis_url=self.redis_server.url,
-            var_dir=self.work / "var", base=self._base_env, extra=self.extra,
+            database_url=self.database_url,
+            redis_url=self.redis_server.url,
+            var_dir=self.work / "var",
+            base=self._base_env,
+            extra=self.extra,
         )
 
     def __post_init__(self) -> None:
@@ -98,8 +101,11 @@ class Rig:
             settings.REDIS_URL = self.redis_server.url
             get_redis.cache_clear()
             self.stack = Stack(
-                self.env, self.work / "logs", web_workers=self.web_workers,
-                web_threads=self.web_threads, celery_concurrency=self.celery_concurrency,
+                self.env,
+                self.work / "logs",
+                web_workers=self.web_workers,
+                web_threads=self.web_threads,
+                celery_concurrency=self.celery_concurrency,
             ).start(timeout=120)
         except BaseException:
             self.__exit__()
@@ -133,9 +139,21 @@ class Rig:
     def start_celery_worker(self, name: str) -> subprocess.Popen:
         """Another Celery worker on the rig's broker (e.g. to replace a killed one)."""
         cmd = [
-            sys.executable, "-m", "celery", "-A", "shop", "worker", "--pool=threads",
-            f"--concurrency={self.celery_concurrency}", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "-l", "warning", "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "shop",
+            "worker",
+            "--pool=threads",
+            f"--concurrency={self.celery_concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+            "-n",
+            f"{name}-{uuid.uuid4().hex[:6]}@%h",
         ]
         proc = start_group(cmd, self.env, self.work / "logs" / f"{name}.log")
         self.extra_procs.append(proc)
@@ -144,9 +162,20 @@ class Rig:
     def audit(self, sale_id: int) -> dict:
         """``manage.py seckill_audit --sale`` in a separate process with the servers' settings."""
         done = subprocess.run(
-            [sys.executable, "manage.py", "seckill_audit", "--sale", str(sale_id),
-             "--settle", "1.0"],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=180,
+            [
+                sys.executable,
+                "manage.py",
+                "seckill_audit",
+                "--sale",
+                str(sale_id),
+                "--settle",
+                "1.0",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         try:
             report = json.loads(done.stdout)
@@ -184,7 +213,11 @@ class Answer:
 
 
 def place(
-    url: str, token: str, sale_id: int, key: str | None = None, timeout: float = 30.0,
+    url: str,
+    token: str,
+    sale_id: int,
+    key: str | None = None,
+    timeout: float = 30.0,
     session: requests.Session | None = None,
 ) -> Answer:
     """One POST .../orders/ for one unit; never raises."""
@@ -194,7 +227,9 @@ def place(
     started = time.monotonic()
     try:
         response = (session or requests).post(
-            f"{url}/api/v1/sales/{sale_id}/orders/", json={"quantity": 1}, headers=headers,
+            f"{url}/api/v1/sales/{sale_id}/orders/",
+            json={"quantity": 1},
+            headers=headers,
             timeout=timeout,
         )
         body = response.json() if response.content else {}
@@ -210,7 +245,10 @@ FINAL = {"ok", "sold_out", "limit_reached", "not_live"}
 
 
 def buy_until_final(
-    url: str, token: str, sale_id: int, give_up_after: float = 60.0,
+    url: str,
+    token: str,
+    sale_id: int,
+    give_up_after: float = 60.0,
     answers: list[Answer] | None = None,
 ) -> Answer:
     """A well-behaved buyer: one Idempotency-Key, retried through 429/503/lost connections
@@ -251,7 +289,10 @@ def crowd(url: str, tokens: list[str], sale_id: int, threads: int = 8) -> list[A
 
 
 def crowd_in_background(
-    url: str, tokens: list[str], sale_id: int, threads: int,
+    url: str,
+    tokens: list[str],
+    sale_id: int,
+    threads: int,
 ) -> tuple[threading.Thread, list[Answer]]:
     """:func:`crowd` in a started thread, so the fault can be injected while it buys; join the
     thread, then read the answers."""
@@ -315,8 +356,10 @@ class Result:
         self.audit_ok = report.get("exit_code") == 0 and report.get("ok") is True
         sale = (report.get("sales") or [{}])[0]
         self.audit = {
-            "exit_code": report.get("exit_code"), "units_sold": sale.get("units_sold"),
-            "stock_total": sale.get("stock_total"), "oversold": sale.get("oversold"),
+            "exit_code": report.get("exit_code"),
+            "units_sold": sale.get("units_sold"),
+            "stock_total": sale.get("stock_total"),
+            "oversold": sale.get("oversold"),
             "violations": [v.get("code") for v in sale.get("violations", [])]
             + [v.get("code") for v in report.get("violations", [])],
             "warnings": [v.get("code") for v in sale.get("warnings", [])],
@@ -369,8 +412,9 @@ def holder_worker_pid(rig: Rig, client_port: int) -> int | None:
     return None
 
 
-def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 5,
-                           stock: int = 3, lock_ttl: float = 2.0) -> Result:
+def gunicorn_worker_killed(
+    database_url: str, work: Path, *, buyers: int = 5, stock: int = 3, lock_ttl: float = 2.0
+) -> Result:
     """A gunicorn worker is SIGKILLed while it holds the item lock (strategy ``lock``).
 
     Every placement pauses 2 s inside the critical section (SECKILL_CRITICAL_SECTION_DELAY),
@@ -378,10 +422,14 @@ def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 5,
     dies with it, the lease frees by TTL, the victim retries with the same Idempotency-Key, and
     the crowd sells out.
     """
-    result = Result("gunicorn_worker_killed",
-                    "gunicorn worker SIGKILLed while holding the item lock")
-    extra = {"SECKILL_LOCK_TTL": str(lock_ttl), "SECKILL_CRITICAL_SECTION_DELAY": "2.0",
-             "SECKILL_LOCK_WAIT": "0.5"}
+    result = Result(
+        "gunicorn_worker_killed", "gunicorn worker SIGKILLed while holding the item lock"
+    )
+    extra = {
+        "SECKILL_LOCK_TTL": str(lock_ttl),
+        "SECKILL_CRITICAL_SECTION_DELAY": "2.0",
+        "SECKILL_LOCK_WAIT": "0.5",
+    }
     from seckill.keys import sale_keys
 
     with Rig(database_url, work, extra=extra) as rig:
@@ -399,9 +447,14 @@ def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 5,
         def victim() -> None:
             try:
                 conn.request(
-                    "POST", f"/api/v1/sales/{sale_id}/orders/", body=json.dumps({"quantity": 1}),
-                    headers={"Authorization": f"Token {tokens[0]}", "Idempotency-Key": key,
-                             "Content-Type": "application/json"},
+                    "POST",
+                    f"/api/v1/sales/{sale_id}/orders/",
+                    body=json.dumps({"quantity": 1}),
+                    headers={
+                        "Authorization": f"Token {tokens[0]}",
+                        "Idempotency-Key": key,
+                        "Content-Type": "application/json",
+                    },
                 )
                 victim_error.append(f"answered {conn.getresponse().status}")
             except OSError as exc:
@@ -428,7 +481,9 @@ def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 5,
             "victim": victim_error[0] if victim_error else "?",
             "lock_freed_after_s": round(freed_after, 2),
             "next_sale_after_s": round(first_ok - killed_at, 2) if first_ok else None,
-            "orders": len(orders), "stock": stock, "victim_retry": again.code,
+            "orders": len(orders),
+            "stock": stock,
+            "victim_retry": again.code,
         }
         no_answer = bool(victim_error) and "answered" not in victim_error[0]
         result.check("victim_got_no_answer", no_answer)
@@ -439,8 +494,14 @@ def gunicorn_worker_killed(database_url: str, work: Path, *, buyers: int = 5,
     return result
 
 
-def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced",
-                  buyers: int = 12, stock: int = 8) -> Result:
+def redis_restart(
+    database_url: str,
+    work: Path,
+    *,
+    strategy: str = "lock_fenced",
+    buyers: int = 12,
+    stock: int = 8,
+) -> Result:
     """Redis restarted mid-sale with no persistence: every key is gone.
 
     While it is down, placements answer 503 at once. When it is back, the first request
@@ -459,7 +520,7 @@ def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced
         if strategy == "redis_atomic":
             wait_drained(rig, sale_id)
         rig.redis_server.stop()
-        down = [place(rig.url, t, sale_id, timeout=30) for t in tokens[stock // 2:][:4]]
+        down = [place(rig.url, t, sale_id, timeout=30) for t in tokens[stock // 2 :][:4]]
         rig.redis_server.start()
         time.sleep(1.0)
         celery_died = supervise_celery(rig)
@@ -467,7 +528,7 @@ def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced
         result.check("keys_gone_after_restart", not client.exists(keys.stock))
         repeat = [buy_until_final(rig.url, t, sale_id) for t in tokens[:2]]
         rebuilt = client.hgetall(keys.buyers)
-        rest = crowd(rig.url, tokens[stock // 2:], sale_id, threads=4)
+        rest = crowd(rig.url, tokens[stock // 2 :], sale_id, threads=4)
         if strategy == "redis_atomic":
             rest_orders = wait_drained(rig, sale_id)
             result.check("queue_drained", rest_orders)
@@ -480,14 +541,21 @@ def redis_restart(database_url: str, work: Path, *, strategy: str = "lock_fenced
         orders = db_orders(sale_id)
         accepted = {a.order_id for a in first + rest if a.status in (201, 202)}
         result.observed = {
-            "while_down": codes(down), "max_down_latency_s": round(max(a.elapsed for a in down), 2),
-            "earlier_buyers_after": [a.code for a in repeat], "orders": len(orders),
-            "stock": stock, "late_buyer": late.code, "celery_worker_died": celery_died,
+            "while_down": codes(down),
+            "max_down_latency_s": round(max(a.elapsed for a in down), 2),
+            "earlier_buyers_after": [a.code for a in repeat],
+            "orders": len(orders),
+            "stock": stock,
+            "late_buyer": late.code,
+            "celery_worker_died": celery_died,
         }
         result.check("down_is_503", all(a.status == 503 for a in down))
         result.check("down_is_fast", max(a.elapsed for a in down) < SLACK)
-        result.check("buyer_set_rebuilt", len(rebuilt) >= min(2, stock // 2)
-                     and all(a.code in ("ok", "limit_reached") for a in repeat))
+        result.check(
+            "buyer_set_rebuilt",
+            len(rebuilt) >= min(2, stock // 2)
+            and all(a.code in ("ok", "limit_reached") for a in repeat),
+        )
         result.check("sold_out_flag_rebuilt", sold_out_flag and late.code == "sold_out")
         result.check("sold_exactly_stock", len(orders) == stock)
         result.check("every_accepted_is_an_order", accepted <= set(orders))
@@ -506,8 +574,10 @@ def redis_restart_mid_critical_section(database_url: str, work: Path) -> Result:
     from the database, so one of the two writes is refused (stale fence), its buyer retries,
     and the sale stays conserved: audit clean.
     """
-    result = Result("redis_restart_mid_critical_section",
-                    "Redis restarted while a lock holder is inside the critical section")
+    result = Result(
+        "redis_restart_mid_critical_section",
+        "Redis restarted while a lock holder is inside the critical section",
+    )
     extra = {"SECKILL_CRITICAL_SECTION_DELAY": "2.0", "SECKILL_LOCK_WAIT": "0.5"}
     from seckill.keys import sale_keys
 
@@ -519,7 +589,8 @@ def redis_restart_mid_critical_section(database_url: str, work: Path) -> Result:
             first: list[Answer] = []
             holder = threading.Thread(
                 target=lambda sid=sale_id, out=first: out.append(
-                    buy_until_final(rig.url, tokens[0], sid))
+                    buy_until_final(rig.url, tokens[0], sid)
+                )
             )
             holder.start()
             wait_for(lambda sid=sale_id: rig.redis().exists(sale_keys(sid).lock), 30, 0.01)
@@ -533,22 +604,32 @@ def redis_restart_mid_critical_section(database_url: str, work: Path) -> Result:
             sale = (report.get("sales") or [{}])[0]
             audits[strategy] = {
                 "answers": [first[0].code if first else "?", second.code],
-                "orders": len(db_orders(sale_id)), "stock_left": sale.get("stock_left"),
+                "orders": len(db_orders(sale_id)),
+                "stock_left": sale.get("stock_left"),
                 "violations": [v["code"] for v in sale.get("violations", [])],
             }
             if strategy == "lock_fenced":
                 result.audited(rig, sale_id)
         result.observed = audits
-        result.check("both_buyers_served", all(
-            a["answers"] == ["ok", "ok"] and a["orders"] == 2 for a in audits.values()))
+        result.check(
+            "both_buyers_served",
+            all(a["answers"] == ["ok", "ok"] and a["orders"] == 2 for a in audits.values()),
+        )
         result.check("lock_alone_loses_the_update", "not_conserved" in audits["lock"]["violations"])
         result.check("lock_fenced_conserved", audits["lock_fenced"]["stock_left"] == 3)
     return result
 
 
-def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "lock_fenced",
-                             buyers: int = 40, stock: int = 25, down: float = 1.0,
-                             persistence: bool = False) -> Result:
+def redis_restart_under_load(
+    database_url: str,
+    work: Path,
+    *,
+    strategy: str = "lock_fenced",
+    buyers: int = 40,
+    stock: int = 25,
+    down: float = 1.0,
+    persistence: bool = False,
+) -> Result:
     """Redis SIGKILLed and started again while a crowd is buying: requests in flight lose their
     lock and their mirror writes. The crowd keeps retrying with its Idempotency-Keys until sold
     out; the database must hold exactly the stock, never more.
@@ -560,9 +641,11 @@ def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "
     """
     aof = ["--appendonly", "yes", "--appendfsync", "always"] if persistence else []
     label = f"{strategy}{', AOF' if persistence else ''}"
-    result = Result(f"redis_restart_under_load[{label}]",
-                    "Redis SIGKILLed and restarted while a crowd buys"
-                    + (" (AOF always)" if persistence else " (no persistence)"))
+    result = Result(
+        f"redis_restart_under_load[{label}]",
+        "Redis SIGKILLed and restarted while a crowd buys"
+        + (" (AOF always)" if persistence else " (no persistence)"),
+    )
     with Rig(database_url, work, redis_server=RedisServer(extra_args=aof)) as rig:
         tokens = make_buyers("rl", buyers)
         sale_id = make_sale(strategy, stock)
@@ -584,14 +667,21 @@ def redis_restart_under_load(database_url: str, work: Path, *, strategy: str = "
         from seckill.models import Order, OrderStatus
 
         cancelled = Order.objects.filter(sale_id=sale_id, status=OrderStatus.CANCELLED).count()
-        result.observed = {"answers": codes(answers), "orders": len(orders), "stock": stock,
-                           "lost_202": lost, "celery_worker_died": celery_died,
-                           "cancelled_no_unit_left": cancelled,
-                           "persisted_by_sweep": swept}
+        result.observed = {
+            "answers": codes(answers),
+            "orders": len(orders),
+            "stock": stock,
+            "lost_202": lost,
+            "celery_worker_died": celery_died,
+            "cancelled_no_unit_left": cancelled,
+            "persisted_by_sweep": swept,
+        }
         result.check("never_oversold", len(orders) <= stock)
         if strategy == "redis_atomic" and not persistence:
-            result.note = ("known limitation: without Redis persistence, 202s accepted just "
-                           "before the crash are lost or cancelled; run Redis with appendonly")
+            result.note = (
+                "known limitation: without Redis persistence, 202s accepted just "
+                "before the crash are lost or cancelled; run Redis with appendonly"
+            )
         else:
             result.check("sold_exactly_stock", len(orders) == stock)
             result.check("every_accepted_is_an_order", lost == 0)
@@ -626,15 +716,23 @@ def settle_after_outage(rig: Rig, sale_id: int, strategy: str) -> dict[str, Any]
     return done
 
 
-def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
-                      buyers: int = 16, stock: int = 10, frozen: float = 8.0) -> Result:
+def redis_unreachable(
+    database_url: str,
+    work: Path,
+    *,
+    strategy: str = "lock",
+    buyers: int = 16,
+    stock: int = 10,
+    frozen: float = 8.0,
+) -> Result:
     """Redis unreachable for a few seconds (SIGSTOP: connections hang, nothing is refused)
     while a crowd is buying. No request hangs: each is answered (503, or its order) within the
     Redis socket timeouts (2 s, one retry: shop.redis_client) plus slack, and a freeze longer
     than that is answered 503; after SIGCONT the crowd (retrying its keys) sells out, and the
     periodic jobs (run once here) leave the mirror in step."""
-    result = Result(f"redis_unreachable[{strategy}]",
-                    f"Redis frozen (SIGSTOP) for {frozen:.0f}s mid-sale")
+    result = Result(
+        f"redis_unreachable[{strategy}]", f"Redis frozen (SIGSTOP) for {frozen:.0f}s mid-sale"
+    )
     with Rig(database_url, work) as rig:
         tokens = make_buyers("ru", buyers)
         sale_id = make_sale(strategy, stock)
@@ -650,21 +748,26 @@ def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
             proc.send_signal(signal.SIGCONT)
         runner.join(300)
         settled = settle_after_outage(rig, sale_id, strategy)
-        during = [a for a in answers if a.at - a.elapsed < stopped_at + frozen
-                  and a.at > stopped_at]
+        during = [
+            a for a in answers if a.at - a.elapsed < stopped_at + frozen and a.at > stopped_at
+        ]
         orders = db_orders(sale_id)
         slowest = max((a.elapsed for a in answers), default=0.0)
         result.observed = {
-            "answers_during_freeze": codes(during), "slowest_answer_s": round(slowest, 2),
+            "answers_during_freeze": codes(during),
+            "slowest_answer_s": round(slowest, 2),
             "no_http_answer": sum(1 for a in answers if a.status == 0),
-            "orders": len(orders), "stock": stock, **settled,
+            "orders": len(orders),
+            "stock": stock,
+            **settled,
         }
         result.check("every_request_answered", all(a.status != 0 for a in answers))
         # Worst case per request: four Redis calls (throttle, lock or stock check, mirror write,
         # lock release), each two attempts of the 2 s socket timeout.
         result.check("none_hung", slowest < 4 * 2 * 2.0 + SLACK)
-        result.check("only_503_or_served", all(a.status in (200, 201, 202, 409, 429, 503)
-                                               for a in answers))
+        result.check(
+            "only_503_or_served", all(a.status in (200, 201, 202, 409, 429, 503) for a in answers)
+        )
         if frozen >= 3 * 2 * 2.0:  # longer than any request can wait on Redis: some must fail
             result.check("saw_503_while_frozen", any(a.status == 503 for a in during))
         result.check("sold_exactly_stock", len(orders) == stock)
@@ -672,8 +775,9 @@ def redis_unreachable(database_url: str, work: Path, *, strategy: str = "lock",
     return result
 
 
-def celery_worker_killed(database_url: str, work: Path, *, buyers: int = 30,
-                         stock: int = 30) -> Result:
+def celery_worker_killed(
+    database_url: str, work: Path, *, buyers: int = 30, stock: int = 30
+) -> Result:
     """A Celery worker is SIGKILLed while draining ``redis_atomic`` orders to the database.
 
     The worker is paused while the crowd is accepted (the orders pile up in the sale's queued
@@ -705,8 +809,11 @@ def celery_worker_killed(database_url: str, work: Path, *, buyers: int = 30,
         drained = wait_drained(rig, sale_id, 180)
         orders = db_orders(sale_id)
         result.observed = {
-            "accepted_202": len(accepted), "persisted_at_kill": len(persisted),
-            "redelivered_drain_tasks": len(redelivered), "orders": len(orders), "stock": stock,
+            "accepted_202": len(accepted),
+            "persisted_at_kill": len(persisted),
+            "redelivered_drain_tasks": len(redelivered),
+            "orders": len(orders),
+            "stock": stock,
         }
         result.check("killed_while_draining", bool(draining))
         result.check("unacked_tasks_redelivered", len(redelivered) > 0)
@@ -753,8 +860,9 @@ while True:
 """
 
 
-def leader_killed(database_url: str, work: Path, *, interval: float = 0.5,
-                  rounds: int = 2) -> Result:
+def leader_killed(
+    database_url: str, work: Path, *, interval: float = 0.5, rounds: int = 2
+) -> Result:
     """The reconciler's leader process is SIGKILLed; another node takes over within the lease
     (3 x SECKILL_RECONCILE_INTERVAL) and two nodes never lead at once (their validity windows,
     on the machine-wide monotonic clock, never overlap). Repeated ``rounds`` times with a fresh
@@ -772,8 +880,13 @@ def leader_killed(database_url: str, work: Path, *, interval: float = 0.5,
 
         def spawn() -> None:
             proc = subprocess.Popen(
-                [sys.executable, "-c", NODE], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+                [sys.executable, "-c", NODE],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
             )
             rig.extra_procs.append(proc)
             nodes[proc.pid] = proc
@@ -834,8 +947,10 @@ def leader_killed(database_url: str, work: Path, *, interval: float = 0.5,
             (a, b) for a, b in zip(terms, terms[1:], strict=False) if spans[a][1] > spans[b][0]
         ]
         result.observed = {
-            "lease_s": ttl, "takeover_after_s": [round(t, 2) for t in takeovers],
-            "terms": terms, "overlapping_terms": overlaps,
+            "lease_s": ttl,
+            "takeover_after_s": [round(t, 2) for t in takeovers],
+            "terms": terms,
+            "overlapping_terms": overlaps,
         }
         result.check("took_over_each_time", len(takeovers) == rounds)
         result.check("within_lease", all(t <= ttl + SLACK for t in takeovers))
@@ -868,17 +983,27 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "full": [
         ("gunicorn_worker_killed", {"buyers": 30, "stock": 10}),
-        *[("redis_restart", {"strategy": s, "buyers": 60, "stock": 40})
-          for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")],
+        *[
+            ("redis_restart", {"strategy": s, "buyers": 60, "stock": 40})
+            for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")
+        ],
         ("redis_restart_mid_critical_section", {}),
-        *[("redis_restart_under_load", {"strategy": s, "buyers": 80, "stock": 50})
-          for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")],
-        ("redis_restart_under_load",
-         {"strategy": "redis_atomic", "buyers": 80, "stock": 50, "persistence": True}),
-        *[("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40})
-          for s in ("lock", "redis_atomic")],
-        *[("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40, "frozen": 20.0})
-          for s in ("lock", "redis_atomic")],
+        *[
+            ("redis_restart_under_load", {"strategy": s, "buyers": 80, "stock": 50})
+            for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")
+        ],
+        (
+            "redis_restart_under_load",
+            {"strategy": "redis_atomic", "buyers": 80, "stock": 50, "persistence": True},
+        ),
+        *[
+            ("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40})
+            for s in ("lock", "redis_atomic")
+        ],
+        *[
+            ("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40, "frozen": 20.0})
+            for s in ("lock", "redis_atomic")
+        ],
         ("celery_worker_killed", {"buyers": 200, "stock": 150}),
         ("leader_killed", {"rounds": 3}),
     ],
@@ -899,10 +1024,14 @@ def standalone_django(work: Path, database_url: str | None) -> Iterator[str]:
     """Configure this process like the servers (loadtest.settings) and migrate; yields the
     database URL."""
     url = database_url or f"sqlite:///{work / 'faults.sqlite3'}"
-    os.environ.update(server_env(
-        database_url=url, redis_url="redis://127.0.0.1:1/0", var_dir=work / "var",
-        base={**os.environ, "SECRET_KEY": os.environ.get("SECRET_KEY") or "faults"},
-    ))
+    os.environ.update(
+        server_env(
+            database_url=url,
+            redis_url="redis://127.0.0.1:1/0",
+            var_dir=work / "var",
+            base={**os.environ, "SECRET_KEY": os.environ.get("SECRET_KEY") or "faults"},
+        )
+    )
     import django
     from django.core.management import call_command
 
@@ -917,17 +1046,27 @@ def standalone_django(work: Path, database_url: str | None) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS),
-                        help="run only this scenario (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run only this scenario (repeatable)",
+    )
     parser.add_argument("--small", action="store_true", help="the CI size")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="default: $DATABASE_URL, else a fresh SQLite file under --work")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="default: $DATABASE_URL, else a fresh SQLite file under --work",
+    )
     parser.add_argument("--work", type=Path, default=None, help="logs and SQLite (default: tmp)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="seckill-faults-"))
-    plan = [(n, kw) for n, kw in PLANS["small" if args.small else "full"]
-            if not args.only or n in args.only]
+    plan = [
+        (n, kw)
+        for n, kw in PLANS["small" if args.small else "full"]
+        if not args.only or n in args.only
+    ]
     results: list[Result] = []
     with standalone_django(work, args.database_url) as url:
         for i, (name, kwargs) in enumerate(plan):
@@ -935,11 +1074,18 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = SCENARIOS[name](url, work / f"{i:02d}-{name}", **kwargs)
             except Exception as exc:  # one broken scenario must not hide the others
-                result = Result(name, "?", checks={"ran": False},
-                                observed={"error": f"{type(exc).__name__}: {exc}"})
+                result = Result(
+                    name,
+                    "?",
+                    checks={"ran": False},
+                    observed={"error": f"{type(exc).__name__}: {exc}"},
+                )
             results.append(result)
-            print(f"    {'PASS' if result.ok else 'FAIL'}: {result.summary()}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"    {'PASS' if result.ok else 'FAIL'}: {result.summary()}",
+                file=sys.stderr,
+                flush=True,
+            )
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2, default=str))

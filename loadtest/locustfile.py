@@ -93,8 +93,11 @@ class Buyer(FastHttpUser):
         """One POST; 2xx/409/429 are answers, not failures, and every answer is counted."""
         headers = {**self.headers, "Idempotency-Key": key}
         with self.client.post(
-            f"/api/v1/sales/{self.sale_id}/orders/", json={"quantity": quantity},
-            headers=headers, name=ORDER, catch_response=True,
+            f"/api/v1/sales/{self.sale_id}/orders/",
+            json={"quantity": quantity},
+            headers=headers,
+            name=ORDER,
+            catch_response=True,
         ) as response:
             status = response.status_code or 0
             self.retry_after = response.headers.get("Retry-After") if status == 429 else None
@@ -104,8 +107,12 @@ class Buyer(FastHttpUser):
                 body = None
             answers[_answer_label(status, body)] += 1
             if status in (200, 201, 202) and body and "order_id" in body:
-                line = {"order_id": str(body["order_id"]), "status": status,
-                        "token": self.token[:12], "key": key}
+                line = {
+                    "order_id": str(body["order_id"]),
+                    "status": status,
+                    "token": self.token[:12],
+                    "key": key,
+                }
                 _accepted_log().write(json.dumps(line) + "\n")
                 response.success()
             elif status in (409, 429):
@@ -169,7 +176,8 @@ class BrowseBuyer(OneShot):
         self.client.get("/api/v1/sales/", name="GET /api/v1/sales/")
         for _ in range(random.randint(1, 4)):  # watch the stock before deciding
             self.client.get(
-                f"/api/v1/sales/{self.sale_id}/", name="GET /api/v1/sales/[id]/",
+                f"/api/v1/sales/{self.sale_id}/",
+                name="GET /api/v1/sales/[id]/",
                 headers=self.headers,
             )
             gevent.sleep(random.uniform(0.1, 0.5))
@@ -178,7 +186,8 @@ class BrowseBuyer(OneShot):
             for _ in range(3):  # a 202 order is visible by id before it reaches the database
                 gevent.sleep(random.uniform(0.2, 0.6))
                 self.client.get(
-                    f"/api/v1/orders/{body['order_id']}/", name="GET /api/v1/orders/[id]/",
+                    f"/api/v1/orders/{body['order_id']}/",
+                    name="GET /api/v1/orders/[id]/",
                     headers=self.headers,
                 )
 
@@ -224,4 +233,3 @@ class PingUser(FastHttpUser):
     @task
     def ping(self) -> None:
         self.client.get("/loadtest/ping", name="GET /loadtest/ping")
-

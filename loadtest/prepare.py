@@ -62,16 +62,26 @@ def create_sale(strategy: str, stock: int, per_user_limit: int, minutes: int = 6
         name=f"Load test {strategy} {now:%Y%m%d-%H%M%S.%f}", price=Decimal("19.99")
     )
     sale = Sale.objects.create(
-        product=product, price=Decimal("9.99"), starts_at=now - timedelta(seconds=5),
-        ends_at=now + timedelta(minutes=minutes), stock_total=stock, stock_left=stock,
-        per_user_limit=per_user_limit, strategy=strategy,
+        product=product,
+        price=Decimal("9.99"),
+        starts_at=now - timedelta(seconds=5),
+        ends_at=now + timedelta(minutes=minutes),
+        stock_total=stock,
+        stock_left=stock,
+        per_user_limit=per_user_limit,
+        strategy=strategy,
     )
     reset_sale(sale.pk)
     return sale.pk
 
 
 def prepare(
-    *, users: int, greedy_accounts: int, strategies: list[str], stock: int, per_user_limit: int,
+    *,
+    users: int,
+    greedy_accounts: int,
+    strategies: list[str],
+    stock: int,
+    per_user_limit: int,
 ) -> dict:
     """Buyers, greedy accounts and one sale per strategy; JSON-able."""
     return {
@@ -103,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
         call_command("migrate", interactive=False, verbosity=0)
     data = prepare(
-        users=args.users, greedy_accounts=args.greedy_accounts, strategies=args.strategy,
-        stock=args.stock, per_user_limit=args.per_user_limit,
+        users=args.users,
+        greedy_accounts=args.greedy_accounts,
+        strategies=args.strategy,
+        stock=args.stock,
+        per_user_limit=args.per_user_limit,
     )
     args.out.write_text(json.dumps(data))
     return 0

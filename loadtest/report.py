@@ -39,44 +39,89 @@ def project_label(a: dict[str, Any]) -> str:
 
 
 def verdict_table(phases: list[dict[str, Any]]) -> Table:
-    headers = ["strategy", "scenario", "stock", "units sold", "oversold", "duplicates",
-               "limit violations", "lost orders", "conserved", "settled",
-               "verdict (our counts)", "seckill_audit"]
+    headers = [
+        "strategy",
+        "scenario",
+        "stock",
+        "units sold",
+        "oversold",
+        "duplicates",
+        "limit violations",
+        "lost orders",
+        "conserved",
+        "settled",
+        "verdict (our counts)",
+        "seckill_audit",
+    ]
     rows = []
     for p in phases:
         a = p["audit"]
-        rows.append([
-            p["strategy"], p["scenario"], str(a["stock_total"]), str(a["units_sold"]),
-            str(a["oversold"]), str(a["duplicates"]), str(a["limit_violations"]),
-            str(a["lost_orders"]), "yes" if a["conserved"] else "NO",
-            "yes" if a["queued_left"] == 0 and a.get("settled", True)
-            else f"NO ({a['queued_left']} queued)",
-            verdict_label(p), project_label(a),
-        ])
+        rows.append(
+            [
+                p["strategy"],
+                p["scenario"],
+                str(a["stock_total"]),
+                str(a["units_sold"]),
+                str(a["oversold"]),
+                str(a["duplicates"]),
+                str(a["limit_violations"]),
+                str(a["lost_orders"]),
+                "yes" if a["conserved"] else "NO",
+                "yes"
+                if a["queued_left"] == 0 and a.get("settled", True)
+                else f"NO ({a['queued_left']} queued)",
+                verdict_label(p),
+                project_label(a),
+            ]
+        )
     return headers, rows
 
 
 def latency_table(phases: list[dict[str, Any]]) -> Table:
     """Order placement per strategy: rate, accepted rate, percentiles, answers."""
-    headers = ["strategy", "scenario", "order requests", "order req/s", "accepted/s",
-               "p50 ms", "p95 ms", "p99 ms", "answers"]
+    headers = [
+        "strategy",
+        "scenario",
+        "order requests",
+        "order req/s",
+        "accepted/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "answers",
+    ]
     rows = []
     for p in phases:
         o = p["endpoints"].get(ORDER, {})
         answers = ", ".join(f"{k}: {v}" for k, v in p["answers"].items())
-        rows.append([
-            p["strategy"], p["scenario"], str(o.get("count", 0)), _fmt(o.get("rps"), 1),
-            _fmt(p["accepted_rps"], 1), _fmt(o.get("p50")), _fmt(o.get("p95")),
-            _fmt(o.get("p99")), answers,
-        ])
+        rows.append(
+            [
+                p["strategy"],
+                p["scenario"],
+                str(o.get("count", 0)),
+                _fmt(o.get("rps"), 1),
+                _fmt(p["accepted_rps"], 1),
+                _fmt(o.get("p50")),
+                _fmt(o.get("p95")),
+                _fmt(o.get("p99")),
+                answers,
+            ]
+        )
     return headers, rows
 
 
 def endpoint_table(phase: dict[str, Any]) -> Table:
     headers = ["endpoint", "requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms"]
     rows = [
-        [name, str(s["count"]), str(s["failures"]), _fmt(s["rps"], 1), _fmt(s["p50"]),
-         _fmt(s["p95"]), _fmt(s["p99"])]
+        [
+            name,
+            str(s["count"]),
+            str(s["failures"]),
+            _fmt(s["rps"], 1),
+            _fmt(s["p50"]),
+            _fmt(s["p95"]),
+            _fmt(s["p99"]),
+        ]
         for name, s in phase["endpoints"].items()
     ]
     return headers, rows
@@ -84,8 +129,16 @@ def endpoint_table(phase: dict[str, Any]) -> Table:
 
 def ceiling_table(ceiling: list[dict[str, Any]]) -> Table:
     """Hot item vs the trivial JSON view, per generator, with the ratio the goals name."""
-    headers = ["generator", "workload", "req/s", "accepted/s", "share of ping req/s", "goal",
-               "p50 ms", "p99 ms"]
+    headers = [
+        "generator",
+        "workload",
+        "req/s",
+        "accepted/s",
+        "share of ping req/s",
+        "goal",
+        "p50 ms",
+        "p99 ms",
+    ]
     goals = {"lock": 0.50, "redis_atomic": 0.75}
     ping = {c["generator"]: c["rps"] for c in ceiling if c["workload"] == "ping"}
     rows = []
@@ -98,9 +151,18 @@ def ceiling_table(ceiling: list[dict[str, Any]]) -> Table:
             want = goals.get(c["workload"])
             if want is not None:
                 goal = f"≥ {want:.0%}: {'met' if ratio >= want else 'MISSED'}"
-        rows.append([c["generator"], c["workload"], _fmt(c["rps"], 1),
-                     _fmt(c.get("accepted_rps"), 1) if c["workload"] != "ping" else "–",
-                     share, goal, _fmt(c["p50"]), _fmt(c["p99"])])
+        rows.append(
+            [
+                c["generator"],
+                c["workload"],
+                _fmt(c["rps"], 1),
+                _fmt(c.get("accepted_rps"), 1) if c["workload"] != "ping" else "–",
+                share,
+                goal,
+                _fmt(c["p50"]),
+                _fmt(c["p99"]),
+            ]
+        )
     return headers, rows
 
 
@@ -120,8 +182,15 @@ def html_table(table: Table) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _bar_chart(path: Path, title: str, labels: list[str], series: dict[str, list[float]],
-               ylabel: str, line: float | None = None, line_label: str = "") -> Path:
+def _bar_chart(
+    path: Path,
+    title: str,
+    labels: list[str],
+    series: dict[str, list[float]],
+    ylabel: str,
+    line: float | None = None,
+    line_label: str = "",
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,37 +221,63 @@ def charts(result: dict[str, Any], out: Path) -> dict[str, Path]:
     if teaching:
         labels = [p["strategy"] for p in teaching]
         made["units"] = _bar_chart(
-            out / "units.png", f"Units sold vs stock — {teaching[0]['scenario']} crowd, "
+            out / "units.png",
+            f"Units sold vs stock — {teaching[0]['scenario']} crowd, "
             f"{result['settings']['critical_section_delay'] * 1000:g} ms critical-section delay",
-            labels, {"units sold": [p["audit"]["units_sold"] for p in teaching]},
-            "units", line=teaching[0]["audit"]["stock_total"], line_label="stock",
+            labels,
+            {"units sold": [p["audit"]["units_sold"] for p in teaching]},
+            "units",
+            line=teaching[0]["audit"]["stock_total"],
+            line_label="stock",
         )
     flash = result.get("flash") or teaching
     if flash:
         labels = [p["strategy"] for p in flash]
         made["throughput"] = _bar_chart(
-            out / "throughput.png", f"Order throughput — {flash[0]['scenario']} crowd", labels,
-            {"order req/s": [p["endpoints"].get(ORDER, {}).get("rps", 0) for p in flash],
-             "accepted/s": [p["accepted_rps"] for p in flash]}, "per second",
+            out / "throughput.png",
+            f"Order throughput — {flash[0]['scenario']} crowd",
+            labels,
+            {
+                "order req/s": [p["endpoints"].get(ORDER, {}).get("rps", 0) for p in flash],
+                "accepted/s": [p["accepted_rps"] for p in flash],
+            },
+            "per second",
         )
         made["latency"] = _bar_chart(
-            out / "latency.png", f"Order latency — {flash[0]['scenario']} crowd", labels,
-            {f"p{q}": [p["endpoints"].get(ORDER, {}).get(f"p{q}", 0) for p in flash]
-             for q in (50, 95, 99)}, "ms", line=250, line_label="p99 goal 250 ms",
+            out / "latency.png",
+            f"Order latency — {flash[0]['scenario']} crowd",
+            labels,
+            {
+                f"p{q}": [p["endpoints"].get(ORDER, {}).get(f"p{q}", 0) for p in flash]
+                for q in (50, 95, 99)
+            },
+            "ms",
+            line=250,
+            line_label="p99 goal 250 ms",
         )
     ceiling = result.get("ceiling", [])
     if ceiling:
         gens = sorted({c["generator"] for c in ceiling})
         loads = ["ping", "lock", "redis_atomic"]
         series = {
-            g: [next((c["accepted_rps"] if c["workload"] != "ping" else c["rps"]
-                      for c in ceiling if c["generator"] == g and c["workload"] == w), 0)
-                for w in loads]
+            g: [
+                next(
+                    (
+                        c["accepted_rps"] if c["workload"] != "ping" else c["rps"]
+                        for c in ceiling
+                        if c["generator"] == g and c["workload"] == w
+                    ),
+                    0,
+                )
+                for w in loads
+            ]
             for g in gens
         }
         made["ceiling"] = _bar_chart(
-            out / "ceiling.png", "One hot item: accepted orders/s vs trivial JSON req/s",
-            ["ping (req/s)", "lock (accepted/s)", "redis_atomic (accepted/s)"], series,
+            out / "ceiling.png",
+            "One hot item: accepted orders/s vs trivial JSON req/s",
+            ["ping (req/s)", "lock (accepted/s)", "redis_atomic (accepted/s)"],
+            series,
             "per second",
         )
     return made
@@ -191,38 +286,52 @@ def charts(result: dict[str, Any], out: Path) -> dict[str, Path]:
 def sections(result: dict[str, Any]) -> list[tuple[str, str, Table | None]]:
     """(heading, prose, table) in report order."""
     s = result["settings"]
-    out: list[tuple[str, str, Table | None]] = [(
-        "Setup",
-        f"Database {s['database']}; Redis {s['redis']}; gunicorn gthread "
-        f"{s['web_workers']} workers × {s['web_threads']} threads, DEBUG=0, HTTPS=0, throttles "
-        f"raised; Celery worker (threads, {s['celery_concurrency']}). Locust (FastHttpUser, "
-        f"{s['processes']} process(es)) and wrk share the machine ({s['cpus']} CPUs) with the "
-        "server, so every figure is bounded by that contention.", None)]
+    out: list[tuple[str, str, Table | None]] = [
+        (
+            "Setup",
+            f"Database {s['database']}; Redis {s['redis']}; gunicorn gthread "
+            f"{s['web_workers']} workers × {s['web_threads']} threads, DEBUG=0, HTTPS=0, throttles "
+            f"raised; Celery worker (threads, {s['celery_concurrency']}). Locust (FastHttpUser, "
+            f"{s['processes']} process(es)) and wrk share the machine ({s['cpus']} CPUs) with the "
+            "server, so every figure is bounded by that contention.",
+            None,
+        )
+    ]
     if result.get("teaching"):
-        out.append((
-            "Correctness under a crowd (teaching run)",
-            f"All strategies alike: scenario `{result['teaching'][0]['scenario']}`, "
-            f"{s['users']} buyers, stock {s['stock']}, {s['duration']}, fault injection "
-            f"SECKILL_CRITICAL_SECTION_DELAY={s['critical_section_delay']} s and "
-            f"SECKILL_NAIVE_LOCK_TTL={s['naive_lock_ttl']} s for every strategy, so the "
-            "naive lock's lease runs out inside the critical section.",
-            verdict_table(result["teaching"])))
+        out.append(
+            (
+                "Correctness under a crowd (teaching run)",
+                f"All strategies alike: scenario `{result['teaching'][0]['scenario']}`, "
+                f"{s['users']} buyers, stock {s['stock']}, {s['duration']}, fault injection "
+                f"SECKILL_CRITICAL_SECTION_DELAY={s['critical_section_delay']} s and "
+                f"SECKILL_NAIVE_LOCK_TTL={s['naive_lock_ttl']} s for every strategy, so the "
+                "naive lock's lease runs out inside the critical section.",
+                verdict_table(result["teaching"]),
+            )
+        )
         out.append(("Order latency, teaching run", "", latency_table(result["teaching"])))
     if result.get("flash"):
-        out.append((
-            "Flash crowd without fault injection",
-            f"Scenario `flash`: {s['users']} buyers arrive within ~2 s, each tries once "
-            "(a 429 is retried with the same key after Retry-After, at most 5 times). This is the "
-            "run the p99 ≤ 250 ms goal "
-            "refers to.", latency_table(result["flash"])))
+        out.append(
+            (
+                "Flash crowd without fault injection",
+                f"Scenario `flash`: {s['users']} buyers arrive within ~2 s, each tries once "
+                "(a 429 is retried with the same key after Retry-After, at most 5 times). "
+                "This is the run the p99 ≤ 250 ms goal refers to.",
+                latency_table(result["flash"]),
+            )
+        )
         out.append(("Audit, flash crowd", "", verdict_table(result["flash"])))
     if result.get("ceiling"):
-        out.append((
-            "Ceiling: one hot item vs a trivial JSON view",
-            f"Same server, same run. Stock 10,000,000 and per-user limit 1000, so nothing runs "
-            f"out; {s['ceiling_users']} connections, {s['ceiling_duration']} per workload. "
-            "The share compares accepted orders/s with the ping view's req/s measured by the "
-            "same generator.", ceiling_table(result["ceiling"])))
+        out.append(
+            (
+                "Ceiling: one hot item vs a trivial JSON view",
+                f"Same server, same run. Stock 10,000,000 and per-user limit 1000, so nothing runs "
+                f"out; {s['ceiling_users']} connections, {s['ceiling_duration']} per workload. "
+                "The share compares accepted orders/s with the ping view's req/s measured by the "
+                "same generator.",
+                ceiling_table(result["ceiling"]),
+            )
+        )
         if result.get("ceiling_audit"):
             out.append(("Audit, hot item", "", verdict_table(result["ceiling_audit"])))
     return out
@@ -243,9 +352,11 @@ def write_report(result: dict[str, Any], out: Path) -> Path:
     md += ["## Charts", ""] + [f"![{name}]({path.name})" for name, path in images.items()]
     body += ["<h2>Charts</h2>"] + [f'<img src="{p.name}" alt="{n}">' for n, p in images.items()]
     (out / "report.md").write_text("\n".join(md) + "\n")
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
-             "collapse}td,th{border:1px solid #ccc;padding:.2em .5em;font-size:.9em}"
-             "img{max-width:100%;display:block;margin:1em 0}")
+    style = (
+        "body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:"
+        "collapse}td,th{border:1px solid #ccc;padding:.2em .5em;font-size:.9em}"
+        "img{max-width:100%;display:block;margin:1em 0}"
+    )
     (out / "report.html").write_text(
         f"<!doctype html><meta charset=utf-8><title>seckill load test</title>"
         f"<style>{style}</style>{''.join(body)}"

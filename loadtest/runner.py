@@ -40,22 +40,43 @@ def seconds(duration: str | float) -> float:
 def django_step(module: str, args: list[str], env: dict[str, str], timeout: float) -> None:
     """Run ``python -m loadtest.<module>`` with the servers' environment; raise on failure."""
     done = subprocess.run(
-        [sys.executable, "-m", f"loadtest.{module}", *args], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", f"loadtest.{module}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if done.returncode:
         raise RuntimeError(f"loadtest.{module} failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
 
 def prepare(
-    env: dict[str, str], work: Path, *, users: int, strategies: list[str], stock: int,
-    per_user_limit: int = 1, migrate: bool = True, greedy_accounts: int = 1,
+    env: dict[str, str],
+    work: Path,
+    *,
+    users: int,
+    strategies: list[str],
+    stock: int,
+    per_user_limit: int = 1,
+    migrate: bool = True,
+    greedy_accounts: int = 1,
 ) -> dict[str, Any]:
     """Buyers with tokens and one fresh sale per strategy (see loadtest.prepare)."""
     work.mkdir(parents=True, exist_ok=True)
     out = work / "prepared.json"
-    args = ["--users", str(users), "--greedy-accounts", str(greedy_accounts), "--stock",
-            str(stock), "--per-user-limit", str(per_user_limit), "--out", str(out)]
+    args = [
+        "--users",
+        str(users),
+        "--greedy-accounts",
+        str(greedy_accounts),
+        "--stock",
+        str(stock),
+        "--per-user-limit",
+        str(per_user_limit),
+        "--out",
+        str(out),
+    ]
     args += [a for s in strategies for a in ("--strategy", s)]
     django_step("prepare", args + (["--migrate"] if migrate else []), env, timeout=300)
     return json.loads(out.read_text())
@@ -64,9 +85,19 @@ def prepare(
 def audit(env: dict[str, str], sale_id: int, results: Path, drain_timeout: float = 60) -> dict:
     out = results / "audit.json"
     django_step(
-        "audit", ["--sale", str(sale_id), "--results", str(results), "--out", str(out),
-                  "--drain-timeout", str(drain_timeout)],
-        env, timeout=2 * drain_timeout + 120,
+        "audit",
+        [
+            "--sale",
+            str(sale_id),
+            "--results",
+            str(results),
+            "--out",
+            str(out),
+            "--drain-timeout",
+            str(drain_timeout),
+        ],
+        env,
+        timeout=2 * drain_timeout + 120,
     )
     return json.loads(out.read_text())
 
@@ -106,7 +137,11 @@ class LoadShape:
 
 
 def run_locust(
-    url: str, data: dict[str, Any], scenario: str, shape: LoadShape, results: Path,
+    url: str,
+    data: dict[str, Any],
+    scenario: str,
+    shape: LoadShape,
+    results: Path,
 ) -> dict[str, Any]:
     """Locust headless against ``url``; bounded by ``--run-time`` and by a hard timeout."""
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
@@ -117,17 +152,38 @@ def run_locust(
     run_time = seconds(shape.duration)
     spawn_rate = shape.spawn_rate or max(1.0, shape.users / 2)
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
-        "-u", str(shape.users), "-r", str(spawn_rate), "--run-time", f"{run_time:g}s",
-        "--stop-timeout", "0", "--csv", str(results / "locust"), "--only-summary",
-        "--loglevel", "WARNING", "--exit-code-on-error", "0",
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        url,
+        "-u",
+        str(shape.users),
+        "-r",
+        str(spawn_rate),
+        "--run-time",
+        f"{run_time:g}s",
+        "--stop-timeout",
+        "0",
+        "--csv",
+        str(results / "locust"),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
     ]
     if shape.processes > 1:
         cmd += ["--processes", str(shape.processes)]
     cmd += SCENARIOS[scenario]
     env = {
-        **_plain_env(), "PYTHONPATH": str(ROOT),
-        "LOADTEST_DATA": str(data_file), "LOADTEST_RESULTS": str(results),
+        **_plain_env(),
+        "PYTHONPATH": str(ROOT),
+        "LOADTEST_DATA": str(data_file),
+        "LOADTEST_RESULTS": str(results),
         "LOADTEST_PROCESSES": str(shape.processes),
         "LOADTEST_GREEDY_CONNECTIONS": str(shape.greedy_connections),
     }
@@ -145,8 +201,12 @@ def run_locust(
     endpoints = endpoint_stats(stats_csv)
     answers = gather_answers(results)
     correct_order_count(endpoints.get(ORDER), answers)
-    return {"generator": "locust", "endpoints": endpoints, "answers": answers,
-            **accepted_rate(endpoints.get(ORDER), answers)}
+    return {
+        "generator": "locust",
+        "endpoints": endpoints,
+        "answers": answers,
+        **accepted_rate(endpoints.get(ORDER), answers),
+    }
 
 
 def correct_order_count(order: dict | None, answers: dict[str, int]) -> None:
@@ -206,7 +266,11 @@ end
 
 
 def run_wrk(
-    url: str, path: str, duration: str, connections: int, tokens: list[str] | None = None,
+    url: str,
+    path: str,
+    duration: str,
+    connections: int,
+    tokens: list[str] | None = None,
     threads: int = 2,
 ) -> dict[str, Any] | None:
     """A second, lighter generator (wrk) for ceilings; None when wrk is not installed.
@@ -219,11 +283,28 @@ def run_wrk(
     lua_tokens = ", ".join(f'"{t}"' for t in tokens or [])
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % {"tokens": lua_tokens, "path": path})
-    cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds(duration):g}s",
-           "--timeout", "5s", "-s", script.name, url + path]
+    cmd = [
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds(duration):g}s",
+        "--timeout",
+        "5s",
+        "-s",
+        script.name,
+        url + path,
+    ]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=seconds(duration) + 60, start_new_session=True)
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=seconds(duration) + 60,
+            start_new_session=True,
+        )
     finally:
         Path(script.name).unlink(missing_ok=True)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
@@ -232,8 +313,12 @@ def run_wrk(
     raw = json.loads(line.removeprefix("WRKJSON "))
     elapsed = raw["duration_us"] / 1e6
     return {
-        "generator": "wrk", "rps": raw["requests"] / elapsed,
-        "accepted": raw["accepted"], "accepted_rps": raw["accepted"] / elapsed,
-        "p50": raw["p50"], "p95": raw["p95"], "p99": raw["p99"],
+        "generator": "wrk",
+        "rps": raw["requests"] / elapsed,
+        "accepted": raw["accepted"],
+        "accepted_rps": raw["accepted"] / elapsed,
+        "p50": raw["p50"],
+        "p95": raw["p95"],
+        "p99": raw["p99"],
         "socket_errors": raw["socket_errors"],
     }

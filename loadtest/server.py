@@ -28,8 +28,13 @@ RAISED_RATE = "1000000/s"
 
 
 def server_env(
-    *, database_url: str, redis_url: str, var_dir: Path, base: dict[str, str] | None = None,
-    critical_section_delay: float = 0.0, naive_lock_ttl: float | None = None,
+    *,
+    database_url: str,
+    redis_url: str,
+    var_dir: Path,
+    base: dict[str, str] | None = None,
+    critical_section_delay: float = 0.0,
+    naive_lock_ttl: float | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Production-like settings for every process of a run (web, worker, prepare, audit)."""
@@ -79,8 +84,13 @@ def start_group(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Po
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
 
@@ -117,15 +127,45 @@ class Stack:
     def start(self, timeout: float = 60.0) -> Stack:
         py = sys.executable
         web = [
-            py, "-m", "gunicorn", "shop.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-            "--worker-class", "gthread", "--workers", str(self.web_workers),
-            "--threads", str(self.web_threads), "--backlog", "4096", "--keep-alive", "30",
-            "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning",
+            py,
+            "-m",
+            "gunicorn",
+            "shop.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(self.web_workers),
+            "--threads",
+            str(self.web_threads),
+            "--backlog",
+            "4096",
+            "--keep-alive",
+            "30",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "warning",
         ]
         worker = [
-            py, "-m", "celery", "-A", "shop", "worker", "--pool=threads",
-            f"--concurrency={self.celery_concurrency}", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "-l", "warning", "-n", f"loadtest-{self.port}@%h",
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "shop",
+            "worker",
+            "--pool=threads",
+            f"--concurrency={self.celery_concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+            "-n",
+            f"loadtest-{self.port}@%h",
         ]
         try:
             # A pool as large as a process's threads: no more PostgreSQL connections than used.

@@ -42,8 +42,15 @@ def redis_stock_of(sale_id: int) -> int | str:
 @admin.register(Sale)
 class SaleAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "product", "strategy", "sale_status", "stock_total", "stock_left", "redis_stock",
-        "per_user_limit", "starts_at",
+        "id",
+        "product",
+        "strategy",
+        "sale_status",
+        "stock_total",
+        "stock_left",
+        "redis_stock",
+        "per_user_limit",
+        "starts_at",
     )
     list_select_related = ("product",)
     list_filter = ("strategy",)
@@ -96,7 +103,14 @@ class SaleAdmin(admin.ModelAdmin):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "sale", "buyer", "quantity", "status", "strategy", "fence", "created_at",
+        "id",
+        "sale",
+        "buyer",
+        "quantity",
+        "status",
+        "strategy",
+        "fence",
+        "created_at",
     )
     list_filter = ("status", "strategy")
     list_select_related = ("sale__product", "buyer")

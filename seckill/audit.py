@@ -90,31 +90,42 @@ def check_redis(
         "drift": drift,
     }
     if "stock" in drift:
-        out["violations"].append(problem(
-            2, "redis_stock_mismatch",
-            f"Redis stock {drift['stock']['redis']} + queued {seen.queued_units} "
-            f"!= database stock_left {seen.stock_left}",
-        ))
+        out["violations"].append(
+            problem(
+                2,
+                "redis_stock_mismatch",
+                f"Redis stock {drift['stock']['redis']} + queued {seen.queued_units} "
+                f"!= database stock_left {seen.stock_left}",
+            )
+        )
     if "buyers" in drift:
-        out["warnings"].append(problem(
-            3, "redis_buyers_mismatch",
-            f"{len(drift['buyers'])} buyer entries in Redis differ from the orders",
-        ))
+        out["warnings"].append(
+            problem(
+                3,
+                "redis_buyers_mismatch",
+                f"{len(drift['buyers'])} buyer entries in Redis differ from the orders",
+            )
+        )
     if "sold_out" in drift:
-        out["warnings"].append(problem(
-            2, "stale_sold_out_flag", "Redis says sold out but stock is left"
-        ))
+        out["warnings"].append(
+            problem(2, "stale_sold_out_flag", "Redis says sold out but stock is left")
+        )
     now = time.time()
     stale = [
-        str(order_id) for order_id in seen.unpersisted
+        str(order_id)
+        for order_id in seen.unpersisted
         if now - parse_order_id(order_id).timestamp_ms / 1000 > max_age
     ]
     if stale:
-        out["warnings"].append(problem(
-            5, "queued_order_stale",
-            f"{len(stale)} accepted orders still not in the database after {max_age:.0f}s "
-            "(lost task and sweep?)", order_ids=stale[:20],
-        ))
+        out["warnings"].append(
+            problem(
+                5,
+                "queued_order_stale",
+                f"{len(stale)} accepted orders still not in the database after {max_age:.0f}s "
+                "(lost task and sweep?)",
+                order_ids=stale[:20],
+            )
+        )
     keys = [k for k in sale_keys(sale.pk).all() if k != sale_keys(sale.pk).lock]
     pipe = client.pipeline(transaction=False)
     for key in keys:
@@ -125,15 +136,25 @@ def check_redis(
 
 
 def audit_sale(
-    sale: Sale, client: redis.Redis | None, *, settle: float = SETTLE,
-    queued_max_age: float | None = None, id_tolerance: timedelta = ID_TOLERANCE,
+    sale: Sale,
+    client: redis.Redis | None,
+    *,
+    settle: float = SETTLE,
+    queued_max_age: float | None = None,
+    id_tolerance: timedelta = ID_TOLERANCE,
 ) -> dict:
     """Every invariant for one sale; see :func:`audit` for the shape."""
     orders = Order.objects.filter(sale_id=sale.pk)
     out: dict[str, Any] = {
-        "sale_id": sale.pk, "strategy": sale.strategy, "status": sale.status,
-        "stock_total": sale.stock_total, "stock_left": sale.stock_left,
-        "per_user_limit": sale.per_user_limit, "violations": [], "warnings": [], "redis": {},
+        "sale_id": sale.pk,
+        "strategy": sale.strategy,
+        "status": sale.status,
+        "stock_total": sale.stock_total,
+        "stock_left": sale.stock_left,
+        "per_user_limit": sale.per_user_limit,
+        "violations": [],
+        "warnings": [],
+        "redis": {},
     }
     seen = None
     if client is not None:
@@ -152,27 +173,45 @@ def audit_sale(
     live_units = sum(by_buyer.values())
     queued_units = sum(units for _, units in queued.values())
     sold = live_units + queued_units
-    out.update(stock_left=stock_left, units_sold=sold, live_units=live_units,
-               queued_units=queued_units, oversold=max(0, sold - sale.stock_total))
+    out.update(
+        stock_left=stock_left,
+        units_sold=sold,
+        live_units=live_units,
+        queued_units=queued_units,
+        oversold=max(0, sold - sale.stock_total),
+    )
     violations = out["violations"]
 
     # 1. Never more than the stock; a sold-out sale sold exactly its stock.
     if sold > sale.stock_total:
-        violations.append(problem(
-            1, "oversold", f"{sold} units sold of {sale.stock_total}", oversold=out["oversold"],
-        ))
+        violations.append(
+            problem(
+                1,
+                "oversold",
+                f"{sold} units sold of {sale.stock_total}",
+                oversold=out["oversold"],
+            )
+        )
     if stock_left - queued_units <= 0 and sold != sale.stock_total:
-        violations.append(problem(
-            1, "sold_out_mismatch", f"sold out, yet {sold} units sold of {sale.stock_total}",
-        ))
+        violations.append(
+            problem(
+                1,
+                "sold_out_mismatch",
+                f"sold out, yet {sold} units sold of {sale.stock_total}",
+            )
+        )
     # 2. Conservation in the database.
     if stock_left < 0:
         violations.append(problem(2, "negative_stock", f"stock_left is {stock_left}"))
     if stock_left + live_units != sale.stock_total:
-        violations.append(problem(
-            2, "not_conserved",
-            f"stock_left {stock_left} + live units {live_units} != stock_total {sale.stock_total}",
-        ))
+        violations.append(
+            problem(
+                2,
+                "not_conserved",
+                f"stock_left {stock_left} + live units {live_units}"
+                f" != stock_total {sale.stock_total}",
+            )
+        )
     if seen is not None:
         check_redis(sale, seen, client, out, queued_max_age or queued_age_limit())
     # 3. Per-buyer limit (queued units count: Redis already granted them).
@@ -180,23 +219,35 @@ def audit_sale(
         by_buyer[buyer] += units
     over = {str(b): u for b, u in by_buyer.items() if u > sale.per_user_limit}
     if over:
-        violations.append(problem(
-            3, "limit_exceeded", f"{len(over)} buyers over the limit of {sale.per_user_limit}",
-            buyers=over,
-        ))
+        violations.append(
+            problem(
+                3,
+                "limit_exceeded",
+                f"{len(over)} buyers over the limit of {sale.per_user_limit}",
+                buyers=over,
+            )
+        )
     # 4. Ids: unique (primary key, checked anyway) and trending upward in time.
     rows = list(orders.values_list("id", "created_at"))
     inversions = id_inversions(rows, id_tolerance)
-    out["ids"] = {"orders": len(rows), "inversions": inversions,
-                  "tolerance_ms": id_tolerance.total_seconds() * 1000}
+    out["ids"] = {
+        "orders": len(rows),
+        "inversions": inversions,
+        "tolerance_ms": id_tolerance.total_seconds() * 1000,
+    }
     if len({order_id for order_id, _ in rows}) != len(rows):
         violations.append(problem(4, "duplicate_ids", "order ids repeat"))
     # redis_atomic rows are created when Celery persists them, in no particular order: their
     # created_at says nothing about when the id was issued, so inversions are only noted.
     gross = inversions >= 3 and 2 * inversions > len(rows)
     if gross and sale.strategy != Strategy.REDIS_ATOMIC:
-        violations.append(problem(4, "ids_not_increasing", f"{inversions} of {len(rows)} "
-                                  "orders have a smaller id than an earlier order"))
+        violations.append(
+            problem(
+                4,
+                "ids_not_increasing",
+                f"{inversions} of {len(rows)} orders have a smaller id than an earlier order",
+            )
+        )
     elif inversions:
         out["warnings"].append(problem(4, "id_inversions", f"{inversions} inversions"))
     # 5. Every order refers to a buyer that exists (the sale exists: we came from it).
@@ -217,19 +268,27 @@ def global_checks() -> list[dict]:
     if orphans:
         found.append(problem(5, "missing_sale", f"{orphans} orders refer to no sale"))
     repeated = (
-        Order.objects.exclude(idempotency_key="").values("buyer_id", "idempotency_key")
-        .annotate(n=Count("id")).filter(n__gt=1)
+        Order.objects.exclude(idempotency_key="")
+        .values("buyer_id", "idempotency_key")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
     )
     if repeated.exists():
-        found.append(problem(
-            3, "idempotency_key_reused", f"{repeated.count()} (buyer, key) pairs have >1 order"
-        ))
+        found.append(
+            problem(
+                3, "idempotency_key_reused", f"{repeated.count()} (buyer, key) pairs have >1 order"
+            )
+        )
     return found
 
 
 def audit(
-    sale_id: int | None = None, *, client: redis.Redis | None = None, use_redis: bool = True,
-    settle: float = SETTLE, queued_max_age: float | None = None,
+    sale_id: int | None = None,
+    *,
+    client: redis.Redis | None = None,
+    use_redis: bool = True,
+    settle: float = SETTLE,
+    queued_max_age: float | None = None,
     id_tolerance: timedelta = ID_TOLERANCE,
 ) -> dict:
     """Check invariants 1-5 for one sale or all; JSON-able.
@@ -243,15 +302,22 @@ def audit(
         client = get_redis()
     sales = Sale.objects.filter(pk=sale_id) if sale_id is not None else Sale.objects.order_by("pk")
     report = {
-        "ok": True, "checked_at": timezone.now().isoformat(),
-        "violations": global_checks(), "sales": [],
+        "ok": True,
+        "checked_at": timezone.now().isoformat(),
+        "violations": global_checks(),
+        "sales": [],
     }
     if sale_id is not None and not sales.exists():
         report["violations"].append(problem(0, "no_such_sale", f"no sale {sale_id}"))
     for sale in sales:
-        report["sales"].append(audit_sale(
-            sale, client if use_redis else None, settle=settle, queued_max_age=queued_max_age,
-            id_tolerance=id_tolerance,
-        ))
+        report["sales"].append(
+            audit_sale(
+                sale,
+                client if use_redis else None,
+                settle=settle,
+                queued_max_age=queued_max_age,
+                id_tolerance=id_tolerance,
+            )
+        )
     report["ok"] = not report["violations"] and not any(s["violations"] for s in report["sales"])
     return report

@@ -72,11 +72,18 @@ class SaleKeys:
     def all(self) -> list[str]:
         """Every key a sale creates (for TTLs and for deleting a sale's state)."""
         return [
-            self.stock, self.lock, self.naive_lock, self.fence, self.buyers, self.soldout,
-            self.idempotency, self.queued, self.drain, self.drain_lock,
+            self.stock,
+            self.lock,
+            self.naive_lock,
+            self.fence,
+            self.buyers,
+            self.soldout,
+            self.idempotency,
+            self.queued,
+            self.drain,
+            self.drain_lock,
         ]
 
 
 def sale_keys(sale_id: int) -> SaleKeys:
     return SaleKeys(int(sale_id))
-

@@ -220,7 +220,10 @@ class LeaderRun:
 
 
 def run_as_leader(
-    lease: LeaderLease, fn: Callable[..., Any], *args: Any, step_down: bool = False,
+    lease: LeaderLease,
+    fn: Callable[..., Any],
+    *args: Any,
+    step_down: bool = False,
     **kwargs: Any,
 ) -> LeaderRun:
     """Call ``fn`` only if this node is (or now becomes) the leader, renewing during the call.

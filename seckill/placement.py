@@ -31,8 +31,11 @@ def backing_services() -> Iterator[None]:
     """Translate Redis and database outages into the API's 503 ``unavailable``."""
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-            LockUnavailableError) as exc:
+    except (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        LockUnavailableError,
+    ) as exc:
         raise Unavailable("Redis is unavailable; nothing was sold, retry later") from exc
     except IntegrityError:
         raise
@@ -68,7 +71,10 @@ def get_sale(sale_id: int) -> Sale:
 
 
 def place_order(
-    sale_id: int, buyer, quantity: object, idempotency_key: str | None = None,
+    sale_id: int,
+    buyer,
+    quantity: object,
+    idempotency_key: str | None = None,
     purchase_token: str | None = None,
 ) -> Placement:
     """Place an order for ``buyer`` under the sale's strategy.

@@ -48,18 +48,26 @@ DRAIN_LINGER = 0.05
 def record_of(order: Order) -> dict:
     """The JSON-able form of an unsaved order."""
     return {
-        "id": order.id, "sale_id": order.sale_id, "buyer_id": order.buyer_id,
-        "quantity": order.quantity, "unit_price": str(order.unit_price),
-        "strategy": order.strategy, "idempotency_key": order.idempotency_key,
+        "id": order.id,
+        "sale_id": order.sale_id,
+        "buyer_id": order.buyer_id,
+        "quantity": order.quantity,
+        "unit_price": str(order.unit_price),
+        "strategy": order.strategy,
+        "idempotency_key": order.idempotency_key,
         "pay_by": order.pay_by.isoformat(),
     }
 
 
 def order_from_record(record: dict) -> Order:
     order = Order(
-        id=int(record["id"]), sale_id=record["sale_id"], buyer_id=record["buyer_id"],
-        quantity=record["quantity"], unit_price=Decimal(record["unit_price"]),
-        strategy=record["strategy"], idempotency_key=record["idempotency_key"],
+        id=int(record["id"]),
+        sale_id=record["sale_id"],
+        buyer_id=record["buyer_id"],
+        quantity=record["quantity"],
+        unit_price=Decimal(record["unit_price"]),
+        strategy=record["strategy"],
+        idempotency_key=record["idempotency_key"],
         pay_by=datetime.fromisoformat(record["pay_by"]),
     )
     order.queued = True  # not in the database yet
@@ -93,16 +101,15 @@ def _write_one(order: Order) -> tuple[Order, bool]:
         return existing, False
     try:
         with transaction.atomic():
-            deducted = Sale.objects.filter(
-                pk=order.sale_id, stock_left__gte=order.quantity
-            ).update(stock_left=F("stock_left") - order.quantity)
+            deducted = Sale.objects.filter(pk=order.sale_id, stock_left__gte=order.quantity).update(
+                stock_left=F("stock_left") - order.quantity
+            )
             if not deducted:
                 # Only after Redis lost its data (a restart without persistence) while this
                 # order was queued: the mirror, rebuilt from a database that did not have this
                 # order yet, sold its units again. Never oversell: record the order, as its
                 # 202 promised, but cancelled and holding no units.
-                log.error("order %s: no stock left to persist it; recorded as cancelled",
-                          order.id)
+                log.error("order %s: no stock left to persist it; recorded as cancelled", order.id)
                 order.status = OrderStatus.CANCELLED
             order.save(force_insert=True)
         return order, True
@@ -167,7 +174,7 @@ def drain(sale_id: int, older_than_seconds: float | None = None, linger: float =
             records = [r for r in records if _accepted_at(int(r["id"])) <= cutoff]
         written = 0
         for start in range(0, len(records), DRAIN_BATCH):
-            written += persist_batch(sale_id, records[start:start + DRAIN_BATCH])
+            written += persist_batch(sale_id, records[start : start + DRAIN_BATCH])
         return written
     finally:
         try:

@@ -92,6 +92,7 @@ end
 return 1
 """
 
+
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -272,8 +273,12 @@ def repair(sale: Sale, seen: Observation, client: redis.Redis) -> bool:
     """Compare-and-set the mirror to what ``seen`` implies; False if Redis moved meanwhile."""
     keys = sale_keys(sale.pk)
     args: list = [
-        seen.redis_stock, seen.expected_stock, stock.expire_at(sale), len(seen.queued),
-        len(seen.queued), *seen.queued,
+        seen.redis_stock,
+        seen.expected_stock,
+        stock.expire_at(sale),
+        len(seen.queued),
+        len(seen.queued),
+        *seen.queued,
     ]
     for buyer, (old, new) in seen.buyer_changes().items():
         args += [buyer, old, new]
@@ -284,7 +289,10 @@ def repair(sale: Sale, seen: Observation, client: redis.Redis) -> bool:
 
 
 def reconcile_sale(
-    sale: Sale, client: redis.Redis | None = None, *, settle: float = SETTLE,
+    sale: Sale,
+    client: redis.Redis | None = None,
+    *,
+    settle: float = SETTLE,
     now: datetime | None = None,
 ) -> SaleReconcile:
     """Check one sale and repair its mirror if it drifted (see the module docstring)."""
@@ -332,8 +340,12 @@ def sales_to_check(now: datetime, recent: timedelta = RECENT) -> QuerySet[Sale]:
 
 
 def reconcile(
-    sale_id: int | None = None, *, client: redis.Redis | None = None, settle: float = SETTLE,
-    recent: timedelta = RECENT, keep_going: Callable[[], bool] = lambda: True,
+    sale_id: int | None = None,
+    *,
+    client: redis.Redis | None = None,
+    settle: float = SETTLE,
+    recent: timedelta = RECENT,
+    keep_going: Callable[[], bool] = lambda: True,
 ) -> ReconcileReport:
     """Reconcile one sale, or every live and recently ended one.
 
@@ -381,4 +393,3 @@ def reconcile_task(sale_id: int | None = None) -> dict:
     if not run.leader:
         return {"leader": False, "holder": lease.holder()}
     return {"leader": True, "term": run.term, "lost": run.lost, **run.result.as_dict()}
-

@@ -172,8 +172,10 @@ def idempotency_field(buyer_id: int, idempotency_key: str) -> str:
 def keyed_orders(sale_id: int) -> list[tuple[str, int]]:
     """(index field, order id) of the sale's orders placed with an Idempotency-Key."""
     rows = Order.objects.filter(sale_id=sale_id).exclude(idempotency_key="")
-    return [(idempotency_field(buyer_id, key), order_id)
-            for order_id, buyer_id, key in rows.values_list("id", "buyer_id", "idempotency_key")]
+    return [
+        (idempotency_field(buyer_id, key), order_id)
+        for order_id, buyer_id, key in rows.values_list("id", "buyer_id", "idempotency_key")
+    ]
 
 
 def load_mirror(sale: Sale, client: redis.Redis | None = None) -> bool:
@@ -237,16 +239,28 @@ RESERVED, REPLAYED, SOLD_OUT, MISSING, LIMIT = 1, 2, 0, -1, -2
 
 
 def reserve(
-    sale: Sale, buyer_id: int, quantity: int, idempotency_key: str, order_id: int, record: dict,
+    sale: Sale,
+    buyer_id: int,
+    quantity: int,
+    idempotency_key: str,
+    order_id: int,
+    record: dict,
     client: redis.Redis | None = None,
 ) -> Reservation:
     """redis_atomic: the whole decision in one script; loads the mirror first if needed."""
     keys = sale_keys(sale.pk)
     idem_field = idempotency_field(buyer_id, idempotency_key) if idempotency_key else ""
-    script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued,
-                   keys.drain]
-    args = [buyer_id, quantity, sale.per_user_limit, idem_field, order_id,
-            json.dumps(record), expire_at(sale), DRAIN_FLAG_TTL_MS]
+    script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued, keys.drain]
+    args = [
+        buyer_id,
+        quantity,
+        sale.per_user_limit,
+        idem_field,
+        order_id,
+        json.dumps(record),
+        expire_at(sale),
+        DRAIN_FLAG_TTL_MS,
+    ]
     run = registered_script(RESERVE, client)
     status, found, *due = run(keys=script_keys, args=args, client=client)
     if status == MISSING:
@@ -274,8 +288,9 @@ def queued_count(sale_id: int, client: redis.Redis | None = None) -> int:
     return (client or get_redis()).hlen(sale_keys(sale_id).queued)
 
 
-def find_queued(sale_ids: list[int], order_id: int,
-                client: redis.Redis | None = None) -> dict | None:
+def find_queued(
+    sale_ids: list[int], order_id: int, client: redis.Redis | None = None
+) -> dict | None:
     """The queued record of ``order_id`` in any of these sales' queued hashes (one pipeline)."""
     if not sale_ids:
         return None

@@ -131,15 +131,26 @@ def pay_by() -> timezone.datetime:
 
 def new_order(sale: Sale, buyer_id: int, quantity: int, idempotency_key: str, **extra) -> Order:
     return Order(
-        id=next_order_id(), sale_id=sale.pk, buyer_id=buyer_id, quantity=quantity,
-        unit_price=sale.price, strategy=sale.strategy, idempotency_key=idempotency_key,
-        pay_by=pay_by(), **extra,
+        id=next_order_id(),
+        sale_id=sale.pk,
+        buyer_id=buyer_id,
+        quantity=quantity,
+        unit_price=sale.price,
+        strategy=sale.strategy,
+        idempotency_key=idempotency_key,
+        pay_by=pay_by(),
+        **extra,
     )
 
 
 def read_modify_write(
-    sale: Sale, buyer_id: int, quantity: int, idempotency_key: str,
-    *, fence: int | None = None, lock_wait_ms: float | None = None,
+    sale: Sale,
+    buyer_id: int,
+    quantity: int,
+    idempotency_key: str,
+    *,
+    fence: int | None = None,
+    lock_wait_ms: float | None = None,
 ) -> Order:
     """The critical section: read (outside any transaction), decide, pause, write.
 
@@ -242,9 +253,7 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
     from seckill import queue  # the Celery side imports strategies' helpers
 
     order = new_order(sale, buyer.pk, quantity, key)
-    reservation = stock.reserve(
-        sale, buyer.pk, quantity, key, order.id, queue.record_of(order)
-    )
+    reservation = stock.reserve(sale, buyer.pk, quantity, key, order.id, queue.record_of(order))
     if reservation.status == stock.REPLAYED:
         earlier = queue.find_in_sale(sale.pk, reservation.order_id)
         if earlier is None:
@@ -262,8 +271,13 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
 # Strategies that look for a replayed Idempotency-Key themselves (under their serialization and
 # on their sold-out path; redis_atomic in its script); asking the database first is redundant.
 CHECK_REPLAYS_INSIDE = frozenset(
-    {Strategy.NAIVE_LOCK, Strategy.LOCK, Strategy.LOCK_FENCED, Strategy.DB_ROW_LOCK,
-     Strategy.REDIS_ATOMIC}
+    {
+        Strategy.NAIVE_LOCK,
+        Strategy.LOCK,
+        Strategy.LOCK_FENCED,
+        Strategy.DB_ROW_LOCK,
+        Strategy.REDIS_ATOMIC,
+    }
 )
 
 STRATEGIES: dict[str, Callable[[Sale, AbstractBaseUser, int, str], Placement]] = {

@@ -9,8 +9,13 @@ from seckill.reconcile import reconcile_task  # noqa: F401  (registers seckill.r
 
 
 @shared_task(
-    name="seckill.persist_queued", acks_late=True, ignore_result=True, max_retries=None,
-    autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=30,
+    name="seckill.persist_queued",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=30,
 )
 def persist_queued(sale_id: int) -> int:
     """Write the sale's redis_atomic orders queued in Redis to the database, in batches
@@ -26,4 +31,3 @@ def sweep() -> dict:
         "expired": lifecycle.expire_due_orders(),
         "persisted": lifecycle.persist_stale_queued(),
     }
-

@@ -46,9 +46,7 @@ def env_int(name: str, default: int, environ: Mapping[str, str] = os.environ) ->
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
-def database_config(
-    url: str | None, sqlite_path: Path, pool_max_size: int = 16
-) -> dict[str, Any]:
+def database_config(url: str | None, sqlite_path: Path, pool_max_size: int = 16) -> dict[str, Any]:
     """Django DATABASES['default'] from a DATABASE_URL, or the embedded SQLite file.
 
     SQLite runs in WAL mode with IMMEDIATE transactions: writers queue on the database lock at

@@ -48,8 +48,7 @@ ERROR_COPY: dict[str, Copy] = {
     ),
     "limit_reached": Copy(
         "Limit reached",
-        "You already hold as many as this sale allows per buyer. Your orders are under "
-        "My orders.",
+        "You already hold as many as this sale allows per buyer. Your orders are under My orders.",
     ),
     "not_live": Copy(
         "This sale is not live",
@@ -105,7 +104,8 @@ def status_copy() -> dict[str, dict[str, str]]:
         SaleStatus.UPCOMING: {"title": "Starts soon", "hint": ERROR_COPY["not_live"].hint},
         SaleStatus.LIVE: {"title": "Live now", "hint": ""},
         SaleStatus.SOLD_OUT: {
-            "title": ERROR_COPY["sold_out"].title, "hint": ERROR_COPY["sold_out"].hint,
+            "title": ERROR_COPY["sold_out"].title,
+            "hint": ERROR_COPY["sold_out"].hint,
         },
         SaleStatus.ENDED: {"title": "Ended", "hint": "This sale is over."},
     }
@@ -227,8 +227,12 @@ class PurchaseFacts:
 
 
 def purchase_facts(
-    order_id: int | str, lock_wait_ms: float | None = None, fence: int | None = None,
-    *, replayed: bool = False, queued: bool = False,
+    order_id: int | str,
+    lock_wait_ms: float | None = None,
+    fence: int | None = None,
+    *,
+    replayed: bool = False,
+    queued: bool = False,
 ) -> PurchaseFacts:
     try:
         parts = parse_order_id(int(order_id))
@@ -236,11 +240,14 @@ def purchase_facts(
         log.warning("could not parse order id %s for the teaching panel", order_id, exc_info=True)
         parts = None
     return PurchaseFacts(
-        str(order_id), lock_wait_ms, fence,
+        str(order_id),
+        lock_wait_ms,
+        fence,
         parts.datetime if parts else None,
         parts.worker_id if parts else None,
         parts.sequence if parts else None,
-        replayed, queued,
+        replayed,
+        queued,
     )
 
 
@@ -249,8 +256,11 @@ def facts_for_sale(session: SessionBase, sale_id: int) -> PurchaseFacts | None:
     if found is None:
         return None
     return purchase_facts(
-        found["order_id"], found["lock_wait_ms"], found["fence"],
-        replayed=found["replayed"], queued=found["queued"],
+        found["order_id"],
+        found["lock_wait_ms"],
+        found["fence"],
+        replayed=found["replayed"],
+        queued=found["queued"],
     )
 
 
@@ -273,9 +283,7 @@ def facts_for_order(session: SessionBase, order: Order) -> PurchaseFacts:
 def orders_of(user: AbstractBaseUser) -> list[Order]:
     """The buyer's orders in the database, newest first (queued redis_atomic ones show up once
     Celery has written them)."""
-    return list(
-        Order.objects.filter(buyer=user).select_related("sale__product").order_by("-id")
-    )
+    return list(Order.objects.filter(buyer=user).select_related("sale__product").order_by("-id"))
 
 
 def order_actions(order: Order) -> dict[str, bool]:
@@ -381,8 +389,14 @@ def dashboard(audit: AuditResult) -> list[SaleHealth]:
     rows = []
     for card in sale_cards(sales):
         mirror, error = _mirror(card.sale.pk)
-        rows.append(SaleHealth(
-            card, card.sale.stock_left, mirror, error, counts.get(card.sale.pk, {}),
-            audit.for_sale(card.sale.pk),
-        ))
+        rows.append(
+            SaleHealth(
+                card,
+                card.sale.stock_left,
+                mirror,
+                error,
+                counts.get(card.sale.pk, {}),
+                audit.for_sale(card.sale.pk),
+            )
+        )
     return rows

@@ -14,7 +14,9 @@ def home(request: HttpRequest) -> HttpResponse:
     """Every sale with its live status and stock; a small script keeps the figures fresh."""
     cards = pages.sale_cards(pages.listed_sales())
     context = {
-        "cards": cards, "status_copy": pages.status_copy(), "server_now_ms": pages.server_now_ms(),
+        "cards": cards,
+        "status_copy": pages.status_copy(),
+        "server_now_ms": pages.server_now_ms(),
     }
     return render(request, "shop/home.html", context)
 

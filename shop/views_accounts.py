@@ -61,6 +61,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(safe_next(request))
     return render(
-        request, "registration/signup.html", {"form": form, "next": safe_next(request)},
+        request,
+        "registration/signup.html",
+        {"form": form, "next": safe_next(request)},
         status=400 if form.is_bound else 200,
     )

@@ -36,7 +36,10 @@ REPLAYED = (
 
 
 def render_sale(
-    request: HttpRequest, sale: Sale, *, form: BuyForm | None = None,
+    request: HttpRequest,
+    sale: Sale,
+    *,
+    form: BuyForm | None = None,
     error: pages.PageError | None = None,
 ) -> HttpResponse:
     """The sale page; after a refused purchase, with the error and the same form (same key)."""
@@ -86,16 +89,20 @@ def buy(request: HttpRequest, sale_id: int) -> HttpResponse:
     wait = placement_throttle_wait(request)
     if wait is not None:
         slow_down = Busy("you have placed orders too quickly", retry_after=wait)
-        return render_sale(request, sale, form=BuyForm(request.POST),
-                           error=pages.describe_error(slow_down))
+        return render_sale(
+            request, sale, form=BuyForm(request.POST), error=pages.describe_error(slow_down)
+        )
     form = BuyForm(request.POST)
     if not form.is_valid():
         invalid = InvalidRequest("check the highlighted field")
         return render_sale(request, sale, form=form, error=pages.describe_error(invalid))
     try:
         placement = place_order(
-            sale.pk, request.user, form.cleaned_data["quantity"],
-            form.cleaned_data["idempotency_key"], form.cleaned_data["purchase_token"],
+            sale.pk,
+            request.user,
+            form.cleaned_data["quantity"],
+            form.cleaned_data["idempotency_key"],
+            form.cleaned_data["purchase_token"],
         )
     except NotFound:
         raise
@@ -127,7 +134,9 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 
 
 def _order_action(
-    request: HttpRequest, order_id: int, action: Callable[[int, AbstractBaseUser], Order],
+    request: HttpRequest,
+    order_id: int,
+    action: Callable[[int, AbstractBaseUser], Order],
     done: str,
 ) -> HttpResponse:
     """Run pay or cancel; a refusal (e.g. the window closed) is flashed on the order page."""

@@ -169,15 +169,32 @@ def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
     servers: list[RedisServer] = []
     try:
         for _ in range(3):
-            servers.append(RedisServer(port=cluster_port(), extra_args=[
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000",
-            ]).start())
+            servers.append(
+                RedisServer(
+                    port=cluster_port(),
+                    extra_args=[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                ).start()
+            )
         subprocess.run(
-            [str(find_redis_cli()), "--cluster", "create",
-             *[f"127.0.0.1:{s.port}" for s in servers],
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=timeout,
+            [
+                str(find_redis_cli()),
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{s.port}" for s in servers],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
         )
         deadline = time.monotonic() + timeout
         while not _cluster_ok(servers):

@@ -54,8 +54,13 @@ class AsyncLock(LockCore):
         on_lost: Callable[[AsyncLock], None] | None = None,
     ) -> None:
         super().__init__(
-            name, ttl=ttl, reentrant=reentrant, fair=fair, blocking_timeout=blocking_timeout,
-            poll_interval=poll_interval, on_lost=on_lost,
+            name,
+            ttl=ttl,
+            reentrant=reentrant,
+            fair=fair,
+            blocking_timeout=blocking_timeout,
+            poll_interval=poll_interval,
+            on_lost=on_lost,
         )
         self._watchdog_task: asyncio.Task[None] | None = None
         self._watchdog_stop: asyncio.Event | None = None
@@ -124,7 +129,9 @@ class AsyncLock(LockCore):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.release()

@@ -65,7 +65,9 @@ class HeldWith:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.release()
@@ -98,8 +100,13 @@ class Lock(HeldWith, LockCore):
         on_lost: Callable[[Lock], None] | None = None,
     ) -> None:
         super().__init__(
-            name, ttl=ttl, reentrant=reentrant, fair=fair, blocking_timeout=blocking_timeout,
-            poll_interval=poll_interval, on_lost=on_lost,
+            name,
+            ttl=ttl,
+            reentrant=reentrant,
+            fair=fair,
+            blocking_timeout=blocking_timeout,
+            poll_interval=poll_interval,
+            on_lost=on_lost,
         )
         self._watchdog: Renewal | None = None
         # A plain client can pipeline ACQUIRE + BLPOP; a cluster client runs them in turn.
@@ -183,7 +190,10 @@ class Lock(HeldWith, LockCore):
         assert token is not None
         self._watchdog = RENEWER.register(
             lambda: self._drive(self._renew_steps(token)),
-            interval=self.ttl / 3, lease=self.ttl, on_lost=self._lost, name=self.name,
+            interval=self.ttl / 3,
+            lease=self.ttl,
+            on_lost=self._lost,
+            name=self.name,
         )
 
     def _stop_watchdog(self) -> None:

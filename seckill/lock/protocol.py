@@ -63,8 +63,9 @@ class AcquireWait:
 
     __slots__ = ("keys", "args", "wake", "timeout")
 
-    def __init__(self, keys: tuple[str, ...], args: tuple[Any, ...], wake: str,
-                 timeout: float) -> None:
+    def __init__(
+        self, keys: tuple[str, ...], args: tuple[Any, ...], wake: str, timeout: float
+    ) -> None:
         self.keys, self.args, self.wake, self.timeout = keys, args, wake, timeout
 
     def __repr__(self) -> str:
@@ -95,6 +96,8 @@ def _note_contention(key: str, waited: bool) -> None:
         if len(_contended) > 4096:
             _contended.clear()
         _contended[key] = waited
+
+
 Steps = Generator[Op, Any, Any]
 
 

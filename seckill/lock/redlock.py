@@ -94,8 +94,9 @@ class Redlock(HeldWith):
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Acquire on a quorum of masters; False when not acquired within ``timeout``."""
         if self.token is not None:
-            raise LockError(f"Redlock {self.name!r} already held by this object",
-                            lock_name=self.name)
+            raise LockError(
+                f"Redlock {self.name!r} already held by this object", lock_name=self.name
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._try_once():
             if not blocking:
@@ -110,8 +111,11 @@ class Redlock(HeldWith):
         if self.watchdog:
             token = self.token
             self._watchdog = RENEWER.register(
-                lambda: self._extend_quorum(token, self.ttl_ms, 0), interval=self.ttl / 3,
-                lease=self.ttl, on_lost=self._lost, name=f"redlock:{self.name}",
+                lambda: self._extend_quorum(token, self.ttl_ms, 0),
+                interval=self.ttl / 3,
+                lease=self.ttl,
+                on_lost=self._lost,
+                name=f"redlock:{self.name}",
             )
         return True
 
@@ -135,8 +139,9 @@ class Redlock(HeldWith):
             self._watchdog.cancel()
             self._watchdog = None
         if token is None:
-            raise LockNotOwnedError(f"cannot release Redlock {self.name!r}: not acquired",
-                                    lock_name=self.name)
+            raise LockNotOwnedError(
+                f"cannot release Redlock {self.name!r}: not acquired", lock_name=self.name
+            )
         self.token = None
         results, errors = self._on_all(RELEASE, (token, 0, 0))
         released = sum(1 for r in results if r == 1)
@@ -149,21 +154,24 @@ class Redlock(HeldWith):
             )
         raise LockNotOwnedError(
             f"Redlock {self.name!r} was not owned at release (held on {released} of "
-            f"{len(self.clients)} masters): the lease expired", lock_name=self.name,
+            f"{len(self.clients)} masters): the lease expired",
+            lock_name=self.name,
         )
 
     def extend(self, additional: float | None = None) -> bool:
         """Reset the lease to ``ttl`` or add ``additional`` seconds, on a quorum."""
         if self.token is None:
-            raise LockNotOwnedError(f"cannot extend Redlock {self.name!r}: not acquired",
-                                    lock_name=self.name)
+            raise LockNotOwnedError(
+                f"cannot extend Redlock {self.name!r}: not acquired", lock_name=self.name
+            )
         if additional is None:
             ok = self._extend_quorum(self.token, self.ttl_ms, 0)
         else:
             ok = self._extend_quorum(self.token, seconds_to_ms(additional, "additional"), 1)
         if not ok:
-            raise LockNotOwnedError(f"cannot extend Redlock {self.name!r}: lease lost",
-                                    lock_name=self.name)
+            raise LockNotOwnedError(
+                f"cannot extend Redlock {self.name!r}: lease lost", lock_name=self.name
+            )
         return True
 
     def _count(self, predicate: Callable[[Any], bool]) -> int:
@@ -192,4 +200,3 @@ class Redlock(HeldWith):
         self.lease_lost = True
         if self.on_lost is not None:
             self.on_lost(self)
-

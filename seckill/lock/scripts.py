@@ -89,7 +89,9 @@ end
 # ARGV: token, ttl_ms, enqueue (0/1), waiter_lease_ms, fair (0/1), selfwake (0/1)
 # selfwake: the caller pipelines BLPOP on its wake list right behind this script, so a win
 # is also pushed there and that BLPOP returns at once (one round trip, win or wait).
-ACQUIRE = Script("acquire", """
+ACQUIRE = Script(
+    "acquire",
+    """
 local K, token = KEYS[1], ARGV[1]
 local FENCE, QUEUE = K .. ':fence', K .. ':queue'
 local function won(fence)
@@ -111,7 +113,9 @@ if not holder and (ARGV[5] ~= '1' or redis.call('EXISTS', QUEUE) == 0) then
   end
   return won(redis.call('INCR', FENCE))
 end
-""" + _PRELUDE + """
+"""
+    + _PRELUDE
+    + """
 if not holder then
   -- Free, with waiters queued: the first live one gets it (maybe us).
   local w, fence = hand_off(token, true)
@@ -137,19 +141,26 @@ end
 local pttl = redis.call('PTTL', K)
 if pttl < 0 then return -1 end
 return -1 - pttl
-""")
+""",
+)
 
 # ARGV: token, ttl_ms
-REENTER = Script("reenter", _KEYS + """
+REENTER = Script(
+    "reenter",
+    _KEYS
+    + """
 if redis.call('GET', K) ~= ARGV[1] then return 0 end
 local extra = redis.call('INCR', DEPTH)
 redis.call('PEXPIRE', K, ARGV[2])
 redis.call('PEXPIRE', DEPTH, ARGV[2])
 return extra + 1
-""")
+""",
+)
 
 # ARGV: token, reentrant (0/1), fair (0/1)
-RELEASE = Script("release", """
+RELEASE = Script(
+    "release",
+    """
 local K = KEYS[1]
 if redis.call('GET', K) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' then
@@ -168,7 +179,9 @@ if redis.call('EXISTS', QUEUE) == 0 then
   redis.call('DEL', K)  -- fast path: nobody waits
   return 1
 end
-""" + _PRELUDE + """
+"""
+    + _PRELUDE
+    + """
 if ARGV[3] == '1' then
   if not hand_off(false, true) then redis.call('DEL', K) end
 else
@@ -176,10 +189,14 @@ else
   hand_off(false, false)
 end
 return 1
-""")
+""",
+)
 
 # ARGV: token, ms, add (0: set the lease to ms; 1: add ms to what is left)
-EXTEND = Script("extend", _KEYS + """
+EXTEND = Script(
+    "extend",
+    _KEYS
+    + """
 if redis.call('GET', K) ~= ARGV[1] then return 0 end
 local ms = tonumber(ARGV[2])
 if ARGV[3] == '1' then
@@ -189,10 +206,14 @@ end
 redis.call('PEXPIRE', K, ms)
 redis.call('PEXPIRE', DEPTH, ms)
 return 1
-""")
+""",
+)
 
 # ARGV: token. A waiter gives up: leave the queue; if the lock reached us meanwhile, keep it.
-CANCEL = Script("cancel", _KEYS + """
+CANCEL = Script(
+    "cancel",
+    _KEYS
+    + """
 local wake = K .. ':wake:' .. ARGV[1]
 redis.call('LREM', QUEUE, 0, ARGV[1])
 redis.call('HDEL', WAITERS, ARGV[1])
@@ -202,6 +223,7 @@ if redis.call('GET', K) == ARGV[1] then
   return tonumber(fence or redis.call('GET', FENCE))
 end
 return 0
-""")
+""",
+)
 
 ALL_SCRIPTS = (ACQUIRE, REENTER, RELEASE, EXTEND, CANCEL)

@@ -50,13 +50,27 @@ class Renewal:
     """
 
     __slots__ = (
-        "renew", "interval", "lease", "on_lost", "name", "due", "last_ok", "state", "_owner",
+        "renew",
+        "interval",
+        "lease",
+        "on_lost",
+        "name",
+        "due",
+        "last_ok",
+        "state",
+        "_owner",
         "_generation",
     )
 
     def __init__(
-        self, owner: Renewer, renew: Callable[[], bool], interval: float, lease: float,
-        on_lost: Callable[[], None], name: str, now: float,
+        self,
+        owner: Renewer,
+        renew: Callable[[], bool],
+        interval: float,
+        lease: float,
+        on_lost: Callable[[], None],
+        name: str,
+        now: float,
     ) -> None:
         self.renew = renew
         self.interval = interval
@@ -119,8 +133,13 @@ class Renewer:
     # -- holder side ---------------------------------------------------------------------------
 
     def register(
-        self, renew: Callable[[], bool], *, interval: float, lease: float,
-        on_lost: Callable[[], None], name: str = "",
+        self,
+        renew: Callable[[], bool],
+        *,
+        interval: float,
+        lease: float,
+        on_lost: Callable[[], None],
+        name: str = "",
     ) -> Renewal:
         """Renew with ``renew()`` every ``interval`` s until cancelled or the lease is lost."""
         with self._cond:

@@ -46,8 +46,12 @@ def test_queued_redis_atomic_order_is_invisible_to_others(
 def test_order_list_shows_only_the_callers_orders(make_client, redis_client):
     sale = make_sale(stock=5, per_user_limit=2)
     alice, bob = make_client("alice"), make_client("bob")
-    mine = {alice.post(f"/api/v1/sales/{sale.pk}/orders/", {"quantity": 1}, format="json")
-            .json()["order_id"] for _ in range(2)}
+    mine = {
+        alice.post(f"/api/v1/sales/{sale.pk}/orders/", {"quantity": 1}, format="json").json()[
+            "order_id"
+        ]
+        for _ in range(2)
+    }
     bob.post(f"/api/v1/sales/{sale.pk}/orders/", {"quantity": 1}, format="json")
     assert {o["order_id"] for o in alice.get("/api/v1/orders/").json()["results"]} == mine
     assert len(bob.get("/api/v1/orders/").json()["results"]) == 1
@@ -58,10 +62,12 @@ def test_anonymous_clients_get_401_on_everything_but_reading_sales(redis_client)
     anon = APIClient()
     assert anon.get("/api/v1/sales/").status_code == 200
     for method, path in [
-        ("post", "/api/v1/sales/"), ("post", f"/api/v1/sales/{sale.pk}/reset/"),
+        ("post", "/api/v1/sales/"),
+        ("post", f"/api/v1/sales/{sale.pk}/reset/"),
         ("post", f"/api/v1/sales/{sale.pk}/orders/"),
         ("post", f"/api/v1/sales/{sale.pk}/purchase-token/"),
-        ("get", "/api/v1/orders/"), ("get", "/api/v1/orders/1/"),
+        ("get", "/api/v1/orders/"),
+        ("get", "/api/v1/orders/1/"),
     ]:
         response = getattr(anon, method)(path, {}, format="json")
         assert response.status_code == 401 and code(response) == "unauthenticated", path
@@ -93,8 +99,12 @@ def test_purchase_token_is_bound_to_its_sale(make_client, redis_client):
     Sale.objects.filter(pk__in=[first.pk, second.pk]).update(require_purchase_token=True)
     buyer = make_client()
     token = buyer.post(f"/api/v1/sales/{first.pk}/purchase-token/").json()["token"]
-    wrong = buyer.post(f"/api/v1/sales/{second.pk}/orders/", {"quantity": 1}, format="json",
-                       HTTP_PURCHASE_TOKEN=token)
+    wrong = buyer.post(
+        f"/api/v1/sales/{second.pk}/orders/",
+        {"quantity": 1},
+        format="json",
+        HTTP_PURCHASE_TOKEN=token,
+    )
     assert wrong.status_code == 403 and code(wrong) == "purchase_token"
     assert Sale.objects.get(pk=second.pk).stock_left == 5
 
@@ -108,7 +118,11 @@ def test_purchase_token_expires(make_client, redis_client, settings):
     issued = buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/").json()
     assert issued["expires_in"] == 1
     time.sleep(2.2)
-    late = buyer.post(f"/api/v1/sales/{sale.pk}/orders/", {"quantity": 1}, format="json",
-                      HTTP_PURCHASE_TOKEN=issued["token"])
+    late = buyer.post(
+        f"/api/v1/sales/{sale.pk}/orders/",
+        {"quantity": 1},
+        format="json",
+        HTTP_PURCHASE_TOKEN=issued["token"],
+    )
     assert late.status_code == 403 and code(late) == "purchase_token"
     assert Order.objects.count() == 0

@@ -20,16 +20,26 @@ from tests.conftest import ROOT
 def production_env(**extra: str) -> dict[str, str]:
     """A production-like environment: nothing inherited but PATH, secrets generated."""
     return {
-        "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "shop.settings", "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(64), "ALLOWED_HOSTS": "shop.example.com",
-        "SECKILL_VAR_DIR": os.environ.get("SECKILL_VAR_DIR", str(ROOT / "var")), **extra,
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "shop.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "shop.example.com",
+        "SECKILL_VAR_DIR": os.environ.get("SECKILL_VAR_DIR", str(ROOT / "var")),
+        **extra,
     }
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_deploy_is_clean_for_production_settings():
@@ -40,18 +50,19 @@ def test_check_deploy_is_clean_for_production_settings():
 
 def test_check_deploy_fails_when_hardening_is_switched_off():
     """The check above can fail: with HTTPS off it reports the missing HSTS/secure cookies."""
-    done = manage("check", "--deploy", "--fail-level", "WARNING",
-                  env=production_env(HTTPS="0"))
+    done = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(HTTPS="0"))
     assert done.returncode != 0 and "security.W004" in done.stdout + done.stderr
 
 
 def test_load_test_servers_run_with_debug_off_and_a_generated_secret(tmp_path):
-    env = server_env(database_url="sqlite:///x", redis_url="redis://h/0", var_dir=tmp_path,
-                     base={"PATH": "/bin"})
+    env = server_env(
+        database_url="sqlite:///x", redis_url="redis://h/0", var_dir=tmp_path, base={"PATH": "/bin"}
+    )
     assert env["DEBUG"] == "0"
     assert len(env["SECRET_KEY"]) >= 50
-    other = server_env(database_url="sqlite:///x", redis_url="redis://h/0", var_dir=tmp_path,
-                       base={"PATH": "/bin"})
+    other = server_env(
+        database_url="sqlite:///x", redis_url="redis://h/0", var_dir=tmp_path, base={"PATH": "/bin"}
+    )
     assert other["SECRET_KEY"] != env["SECRET_KEY"]  # never a constant in the code
 
 

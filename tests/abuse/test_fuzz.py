@@ -27,7 +27,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 FULL = os.environ.get("SECKILL_FULL") == "1"
 EXAMPLES = 200 if FULL else 12
 FUZZ = settings(
-    max_examples=EXAMPLES, deadline=None, derandomize=not FULL,
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not FULL,
     suppress_health_check=list(HealthCheck),
 )
 
@@ -47,8 +49,9 @@ def world(make_client, redis_client, generous_throttles):
         for s in ("lock", "lock_fenced", "db_row_lock")
     ]
     clients = {"buyer": make_client("fuzz-buyer"), "staff": make_client("fuzz-staff", staff=True)}
-    placed = clients["buyer"].post(f"/api/v1/sales/{sales[0].pk}/orders/", {"quantity": 1},
-                                   format="json")
+    placed = clients["buyer"].post(
+        f"/api/v1/sales/{sales[0].pk}/orders/", {"quantity": 1}, format="json"
+    )
     assert placed.status_code == 201
     yield {"sales": sales, "clients": clients, "order_id": placed.json()["order_id"]}
     report = audit(settle=0.5)
@@ -90,22 +93,28 @@ def test_openapi_fuzz_as_staff(case, world):
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-    | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=3),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 QUANTITY = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True),
-    st.text(max_size=12), st.booleans(), st.none(), JSON,
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.booleans(),
+    st.none(),
+    JSON,
 )
 HEADER = st.text(st.characters(codec="latin-1"), max_size=80)
 
 
 @given(
     body=st.one_of(st.fixed_dictionaries({}, optional={"quantity": QUANTITY}), JSON),
-    key=st.none() | HEADER, ptoken=st.none() | HEADER, which=st.integers(0, 2),
+    key=st.none() | HEADER,
+    ptoken=st.none() | HEADER,
+    which=st.integers(0, 2),
 )
 @FUZZ
 def test_order_placement_fuzz(world, body, key, ptoken, which):
@@ -118,7 +127,9 @@ def test_order_placement_fuzz(world, body, key, ptoken, which):
     if ptoken is not None:
         headers["HTTP_PURCHASE_TOKEN"] = ptoken
     response = world["clients"]["buyer"].post(
-        f"/api/v1/sales/{sale.pk}/orders/", json.dumps(body), content_type="application/json",
+        f"/api/v1/sales/{sale.pk}/orders/",
+        json.dumps(body),
+        content_type="application/json",
         **headers,
     )
     assert response.status_code < 500, response.content
@@ -126,9 +137,18 @@ def test_order_placement_fuzz(world, body, key, ptoken, which):
     assert report["ok"], json.dumps(report, indent=2, default=str)
 
 
-@given(raw=st.binary(max_size=200), content_type=st.sampled_from(
-    ["application/json", "application/x-www-form-urlencoded", "multipart/form-data",
-     "text/plain", "application/json; charset=utf-16"]))
+@given(
+    raw=st.binary(max_size=200),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "text/plain",
+            "application/json; charset=utf-16",
+        ]
+    ),
+)
 @FUZZ
 def test_unparseable_bodies(world, raw, content_type):
     """Fault: bytes that are not what the Content-Type claims. Expect: 4xx, nothing sold."""

@@ -29,7 +29,8 @@ def rates(settings):
     def set_rates(**scoped: str) -> None:
         base = {"order": "1000/min", "order_ip": "1000/min", "auth": "1000/min"}
         settings.REST_FRAMEWORK = {
-            **settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**base, **scoped}
+            **settings.REST_FRAMEWORK,
+            "DEFAULT_THROTTLE_RATES": {**base, **scoped},
         }
 
     return set_rates
@@ -91,9 +92,7 @@ def test_per_address_order_limit(make_client, rates):
     assert Order.objects.count() == 4 and Sale.objects.get(pk=sale.pk).stock_left == 6
 
 
-def test_password_guessing_is_slowed_per_address_and_per_username(
-    django_user_model, rates
-):
+def test_password_guessing_is_slowed_per_address_and_per_username(django_user_model, rates):
     """Fault: password guessing, from one address and then spread over many addresses against
     one account. Both are cut off after the ``auth`` budget, even for the right password."""
     rates(auth="3/min")
@@ -102,7 +101,8 @@ def test_password_guessing_is_slowed_per_address_and_per_username(
 
     def guess(password: str, addr: str, username: str = "victim"):
         return client.post(
-            "/api/v1/auth/token/", {"username": username, "password": password},
+            "/api/v1/auth/token/",
+            {"username": username, "password": password},
             REMOTE_ADDR=addr,
         )
 
@@ -183,7 +183,8 @@ def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_re
     client = APIClient()
     codes = [
         client.post(
-            "/api/v1/auth/token/", {"username": "buyer", "password": PASSWORD},
+            "/api/v1/auth/token/",
+            {"username": "buyer", "password": PASSWORD},
             REMOTE_ADDR="10.2.0.1",
         ).status_code
         for _ in range(4)

@@ -194,7 +194,6 @@ def test_schema_still_declares_the_token_scheme(db):
     assert {"tokenAuth": []} in schema.json()["paths"]["/api/v1/orders/"]["get"]["security"]
 
 
-
 @pytest.mark.django_db
 def test_signing_in_warms_the_cache(redis_client):
     """A crowd signs in before the sale, then buys once each: the first order is a hit."""

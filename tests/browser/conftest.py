@@ -70,10 +70,15 @@ def new_context(browser, live_server) -> Iterator:
         if user is not None:
             client = Client()
             client.force_login(user)
-            context.add_cookies([{
-                "name": "sessionid", "value": client.cookies["sessionid"].value,
-                "url": live_server.url,
-            }])
+            context.add_cookies(
+                [
+                    {
+                        "name": "sessionid",
+                        "value": client.cookies["sessionid"].value,
+                        "url": live_server.url,
+                    }
+                ]
+            )
         contexts.append(context)
         return context
 

@@ -95,9 +95,15 @@ def test_reset_action_restocks(staff_client, redis_client):
 def test_add_sale_starts_full(staff_client, redis_client):
     template = make_sale(stock=1)
     data = {
-        "product": template.product_id, "price": "5.00", "stock_total": 12, "per_user_limit": 1,
-        "strategy": "lock", "starts_at_0": "2030-01-01", "starts_at_1": "10:00:00",
-        "ends_at_0": "2030-01-01", "ends_at_1": "11:00:00",
+        "product": template.product_id,
+        "price": "5.00",
+        "stock_total": 12,
+        "per_user_limit": 1,
+        "strategy": "lock",
+        "starts_at_0": "2030-01-01",
+        "starts_at_1": "10:00:00",
+        "ends_at_0": "2030-01-01",
+        "ends_at_1": "11:00:00",
     }
     response = staff_client.post(reverse("admin:seckill_sale_add"), data)
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -249,6 +249,7 @@ def test_reconciling_during_a_crowd_never_oversells(strategy, redis_client, sett
                 errors.append(exc)
             finally:
                 connection.close()
+
         return run
 
     @guarded

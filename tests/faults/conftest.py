@@ -26,7 +26,8 @@ def assert_result(result: Result) -> None:
     """Every check of the scenario passed and the audit (a separate process) exited 0."""
     detail = json.dumps(
         {"checks": result.checks, "observed": result.observed, "audit": result.audit},
-        indent=2, default=str,
+        indent=2,
+        default=str,
     )
     print(f"{result.name}: {result.summary()}")  # shown with -s / -rA: the observed figures
     assert all(result.checks.values()), detail

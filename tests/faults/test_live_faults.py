@@ -61,9 +61,22 @@ def test_fault_runner_cli_small_form(tmp_path):
     """``python -m loadtest.faults`` (the slow, full-size runner) in its small form, on its own
     SQLite database: it exits 0 and prints the fault table."""
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.faults", "--small", "--only", "leader_killed",
-         "--work", str(tmp_path), "--database-url", f"sqlite:///{tmp_path / 'cli.sqlite3'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "loadtest.faults",
+            "--small",
+            "--only",
+            "leader_killed",
+            "--work",
+            str(tmp_path),
+            "--database-url",
+            f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     assert "| leader_killed | reconciler leader process SIGKILLed | PASS |" in done.stdout

@@ -10,9 +10,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_idgen_smoke(rc, redis_url, prefix) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench_idgen", "--seconds", "0.05", "--rounds", "1",
-         "--json", "--redis-url", redis_url, "--prefix", prefix],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "loadtest.bench_idgen",
+            "--seconds",
+            "0.05",
+            "--rounds",
+            "1",
+            "--json",
+            "--redis-url",
+            redis_url,
+            "--prefix",
+            prefix,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)

@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "idgen", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "idgen", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_snowflake_count_and_parse() -> None:
@@ -28,8 +29,9 @@ def test_snowflake_leases_with_redis(rc, redis_url, prefix) -> None:
 
 
 def test_date_ids(redis_url, prefix) -> None:
-    out = run("date", "--count", "3", "--segment", "10", "--redis-url", redis_url,
-              "--prefix", prefix)
+    out = run(
+        "date", "--count", "3", "--segment", "10", "--redis-url", redis_url, "--prefix", prefix
+    )
     ids = [int(x) for x in out.stdout.split()]
     assert out.returncode == 0 and ids[1] == ids[0] + 1
     parsed = json.loads(run("parse", str(ids[0]), "--kind", "date").stdout)

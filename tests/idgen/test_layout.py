@@ -40,9 +40,7 @@ def test_custom_layout() -> None:
         layout.compose(1_700_000_000_123, 32, 0)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"timestamp_bits": 42}, {"worker_bits": 0}, {"epoch_ms": -1}]
-)
+@pytest.mark.parametrize("kwargs", [{"timestamp_bits": 42}, {"worker_bits": 0}, {"epoch_ms": -1}])
 def test_bad_layouts_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         SnowflakeLayout(**kwargs)

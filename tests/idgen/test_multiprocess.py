@@ -48,9 +48,7 @@ def check(per_process: list[list[int]], n: int) -> None:
 
 
 def test_snowflake_8_processes(rc, redis_url, prefix, tmp_path) -> None:
-    per_process = run_workers(
-        _mp_workers.snowflake_worker, (redis_url, prefix, PER_PROC), tmp_path
-    )
+    per_process = run_workers(_mp_workers.snowflake_worker, (redis_url, prefix, PER_PROC), tmp_path)
     check(per_process, PER_PROC)
     workers = {int(Path(f"{tmp_path}/ids-{i}.bin.worker").read_text()) for i in range(PROCS)}
     assert len(workers) == PROCS, "two live processes shared a worker id"

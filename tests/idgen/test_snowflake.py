@@ -27,7 +27,7 @@ def test_ids_increase_and_parse_round_trips() -> None:
     gen = Snowflake(worker_id=7)
     ids = [gen.next_id() for _ in range(10_000)]
     assert strictly_increasing(ids)
-    for i in ids[:: 997]:
+    for i in ids[::997]:
         p = gen.parse(i)
         assert p.worker_id == 7 == gen.worker_id
         assert gen.layout.compose(p.timestamp_ms, p.worker_id, p.sequence) == i

@@ -26,7 +26,10 @@ class Holder:
     def __init__(self, url: str, prefix: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.idgen._lease_holder", url, str(TTL_MS), prefix],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         worker, first = self.proc.stdout.readline().split()
         self.worker_id, self.first_id = int(worker), int(first)
@@ -128,16 +131,16 @@ def test_crashed_holder_promise_covers_its_whole_lease(rc, prefix) -> None:
     assert hwm == lease.valid_until_ms and t0 < hwm < t0 + TTL_MS
     wait_for(lambda: not rc.exists(lease.key(lease.worker_id)), 5)
     clock2 = FakeClock(t0 + 1)  # a successor whose clock lags the crashed holder's
-    gen = Snowflake(redis=rc, key_prefix=prefix, clock=clock2, sleep=clock2.sleep,
-                    max_rollback_ms=2000)
+    gen = Snowflake(
+        redis=rc, key_prefix=prefix, clock=clock2, sleep=clock2.sleep, max_rollback_ms=2000
+    )
     assert gen.worker_id == lease.worker_id
     assert gen.parse(gen.next_id()).timestamp_ms >= hwm
     gen.close()
 
 
 def test_all_ids_taken(rc, prefix) -> None:
-    leases = [WorkerIdLease(rc, max_worker_id=1, prefix=prefix, heartbeat=False)
-              for _ in range(3)]
+    leases = [WorkerIdLease(rc, max_worker_id=1, prefix=prefix, heartbeat=False) for _ in range(3)]
     assert [lease.acquire() for lease in leases[:2]] == [0, 1]
     with pytest.raises(WorkerLeaseError):
         leases[2].acquire()

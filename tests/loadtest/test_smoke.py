@@ -25,21 +25,28 @@ STRATEGIES = ["lock", "redis_atomic"]
 
 def test_flash_crowd_sells_exactly_the_stock(redis_client, tmp_path):
     env = server_env(
-        database_url=database_url_for_subprocesses(), redis_url=TEST_REDIS_URL,
-        var_dir=tmp_path / "var", base=subprocess_env(),
+        database_url=database_url_for_subprocesses(),
+        redis_url=TEST_REDIS_URL,
+        var_dir=tmp_path / "var",
+        base=subprocess_env(),
     )
     data = prepare(env, tmp_path, users=300, strategies=STRATEGIES, stock=STOCK, migrate=False)
     shape = LoadShape(users=300, duration="7s", spawn_rate=300)
-    with Stack(env, tmp_path / "logs", web_workers=2, web_threads=8,
-               celery_concurrency=4) as stack:
+    with Stack(env, tmp_path / "logs", web_workers=2, web_threads=8, celery_concurrency=4) as stack:
         for strategy in STRATEGIES:
             sale_id = data["sales"][strategy]
             results = tmp_path / strategy
             load = run_locust(
                 stack.url,
-                {"sale_id": sale_id, "tokens": data["tokens"],
-                 "greedy_tokens": data["greedy_tokens"], "per_user_limit": 1},
-                "flash", shape, results,
+                {
+                    "sale_id": sale_id,
+                    "tokens": data["tokens"],
+                    "greedy_tokens": data["greedy_tokens"],
+                    "per_user_limit": 1,
+                },
+                "flash",
+                shape,
+                results,
             )
             verdict = audit(env, sale_id, results, drain_timeout=30)
 

@@ -23,7 +23,9 @@ from tests.lock._workers import HOLD_FOREVER
 def test_sigkilled_holder_frees_after_ttl_not_forever(redis_client, redis_url) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", HOLD_FOREVER, redis_url, "killed", "2.0"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     try:
         dead_fence = int(child.stdout.readline())
@@ -101,7 +103,10 @@ def private_redis():
     retries with up to 1 s backoff, ~5 s before a dead server surfaces as an error)."""
     server = RedisServer().start()
     client = redis.Redis(
-        host="127.0.0.1", port=server.port, socket_timeout=2, socket_connect_timeout=1,
+        host="127.0.0.1",
+        port=server.port,
+        socket_timeout=2,
+        socket_connect_timeout=1,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 2),
     )
     yield server, client
@@ -174,7 +179,10 @@ def test_frozen_redis_surfaces_as_unavailable_not_a_hang(private_redis) -> None:
     surfaces after a few socket timeouts instead of the 60 s acquire timeout."""
     server, _ = private_redis
     client = redis.Redis(
-        host="127.0.0.1", port=server.port, socket_timeout=0.5, socket_connect_timeout=0.5,
+        host="127.0.0.1",
+        port=server.port,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
     )
     Lock(client, "frozen", ttl=30).acquire()

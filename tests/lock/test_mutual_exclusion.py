@@ -20,8 +20,9 @@ COUNTER = "mx:counter"
 SCALE = 4 if os.environ.get("SECKILL_FULL") == "1" else 1
 
 
-def hammer(client, threads: int, times: int, make_lock: Callable[[], object] | None,
-           pause: float) -> list[tuple[int, int | None]]:
+def hammer(
+    client, threads: int, times: int, make_lock: Callable[[], object] | None, pause: float
+) -> list[tuple[int, int | None]]:
     """``threads`` threads each do ``times`` read-modify-writes; returns (value read, fence)."""
     seen: list[tuple[int, int | None]] = []
 
@@ -63,8 +64,7 @@ def test_threads_without_lock_lose_updates(redis_client) -> None:
 def test_naive_lock_with_expiring_lease_loses_updates(redis_client) -> None:
     """The tutorial lock: its lease runs out mid-section, the next holder enters, and the first
     holder's plain DEL then frees the lock under the second - updates are lost."""
-    seen = hammer(redis_client, 6, 5, lambda: NaiveLock(redis_client, "mx", ttl=0.02),
-                  pause=0.06)
+    seen = hammer(redis_client, 6, 5, lambda: NaiveLock(redis_client, "mx", ttl=0.02), pause=0.06)
     assert len(seen) == 30
     assert int(redis_client.get(COUNTER)) < 30
 
@@ -85,8 +85,9 @@ def test_lock_with_expiring_lease_refuses_release_instead(redis_client) -> None:
     b.release()
 
 
-def _run_processes(redis_url: str, name: str | None, procs: int, times: int,
-                   pause: float) -> list[list[int]]:
+def _run_processes(
+    redis_url: str, name: str | None, procs: int, times: int, pause: float
+) -> list[list[int]]:
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(procs) as pool:
         return pool.starmap(increment, [(redis_url, name, COUNTER, times, pause)] * procs)

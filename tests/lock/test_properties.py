@@ -110,7 +110,10 @@ def test_lock_state_machine(lock_model) -> None:
     examples = 200 if os.environ.get("SECKILL_FULL") == "1" else 30
     run = lock_model.TestCase
     run.settings = settings(
-        max_examples=examples, stateful_step_count=25, deadline=None, database=None,
+        max_examples=examples,
+        stateful_step_count=25,
+        deadline=None,
+        database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     run().runTest()

@@ -44,8 +44,15 @@ def test_stolen_and_deleted_leases_are_reported_while_the_others_are_kept(redis_
     locks = []
     for i in range(6):
         lost[f"renew-steal-{i}"] = threading.Event()
-        locks.append(Lock(redis_client, f"renew-steal-{i}", ttl=0.6, watchdog=True,
-                          on_lost=lambda lock: lost[lock.name].set()))
+        locks.append(
+            Lock(
+                redis_client,
+                f"renew-steal-{i}",
+                ttl=0.6,
+                watchdog=True,
+                on_lost=lambda lock: lost[lock.name].set(),
+            )
+        )
         assert locks[-1].acquire(blocking=False)
     stolen, deleted, kept = locks[0], locks[1], locks[2:]
     redis_client.set(stolen.key, "new-holder", px=60_000)
@@ -90,6 +97,7 @@ def test_a_slow_renewal_does_not_starve_the_others() -> None:
             counts[name] += 1
             time.sleep(pause)
             return True
+
         return call
 
     lost = threading.Event()

@@ -26,8 +26,12 @@ def test_signup_creates_the_buyer_signs_them_in_and_goes_back(client):
 def test_signup_refuses_an_outside_next(client):
     response = client.post(
         "/accounts/signup/",
-        {"username": "n2", "password1": PASSWORD, "password2": PASSWORD,
-         "next": "https://evil.example/"},
+        {
+            "username": "n2",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "next": "https://evil.example/",
+        },
     )
     assert response.status_code == 302 and response["Location"] == "/"
 
@@ -35,11 +39,15 @@ def test_signup_refuses_an_outside_next(client):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"username": "x", "password1": PASSWORD, "password2": "other-pw-999"},
-         "The two password fields didn"),
+        (
+            {"username": "x", "password1": PASSWORD, "password2": "other-pw-999"},
+            "The two password fields didn",
+        ),
         ({"username": "x", "password1": "123", "password2": "123"}, "This password is too short"),
-        ({"username": "BUYER", "password1": PASSWORD, "password2": PASSWORD},
-         "A user with that username already exists."),
+        (
+            {"username": "BUYER", "password1": PASSWORD, "password2": PASSWORD},
+            "A user with that username already exists.",
+        ),
     ],
 )
 def test_signup_errors_are_shown(client, make_user, data, message):

@@ -25,9 +25,7 @@ pytestmark = pytest.mark.django_db
 
 
 def buy(client: Client, sale: Sale, key: str = "web-k1", quantity: object = 1):
-    return client.post(
-        f"/sales/{sale.pk}/buy/", {"quantity": quantity, "idempotency_key": key}
-    )
+    return client.post(f"/sales/{sale.pk}/buy/", {"quantity": quantity, "idempotency_key": key})
 
 
 def error_code(response) -> str | None:
@@ -262,7 +260,8 @@ def test_the_apis_placement_rate_limits_apply_to_the_buy_form(login, settings, s
     """Per buyer and per address, as the API: the second form post within the hour is 429."""
     api = settings.REST_FRAMEWORK
     settings.REST_FRAMEWORK = {
-        **api, "DEFAULT_THROTTLE_RATES": {**api["DEFAULT_THROTTLE_RATES"], scope: "1/hour"}
+        **api,
+        "DEFAULT_THROTTLE_RATES": {**api["DEFAULT_THROTTLE_RATES"], scope: "1/hour"},
     }
     client, sale = login(), make_sale(stock=5, per_user_limit=2)
     assert buy(client, sale, "web-r1").status_code == 302

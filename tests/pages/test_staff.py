@@ -92,10 +92,13 @@ OVERSOLD = {"invariant": 1, "code": "oversold", "message": "sold 6 of 5"}
 )
 def test_audit_verdicts(login, fake_audit, violations, marker, row_text):
     sale = make_sale(stock=5)
-    fake_audit({
-        "ok": not violations, "violations": [],
-        "sales": [{"sale_id": sale.pk, "violations": violations, "warnings": []}],
-    })
+    fake_audit(
+        {
+            "ok": not violations,
+            "violations": [],
+            "sales": [{"sale_id": sale.pk, "violations": violations, "warnings": []}],
+        }
+    )
     html = login("boss", staff=True).get("/staff/").content.decode()
     assert marker in html
     assert row_text in cell(html, sale, "audit")

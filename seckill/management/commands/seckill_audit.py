@@ -19,7 +19,9 @@ class Command(BaseCommand):
             "--no-redis", action="store_true", help="database checks only (Redis unreachable)"
         )
         parser.add_argument(
-            "--settle", type=float, default=0.2,
+            "--settle",
+            type=float,
+            default=0.2,
             help="seconds before re-checking a Redis/database mismatch (in-flight writes)",
         )
 
