@@ -1,8 +1,9 @@
 """A process that mints snowflake ids non-stop for a while, across whatever Redis does meanwhile.
 
 Run as ``python -m tests.idgen._wipe_minter URL PREFIX TTL_MS LOCK_DIR SECONDS OUT``
-(``LOCK_DIR`` "-" turns the per-host locks off: the unsafe variant). Prints its first worker id
-once it has minted, writes every id to ``OUT`` (int64s) and a JSON summary to ``OUT.json``.
+(``LOCK_DIR`` "-" turns the per-host locks off: the unsafe variant). Leases once a line arrives
+on stdin (so the parent can time it to the moment after a wipe), prints its worker id once it
+has minted, writes every id to ``OUT`` (int64s) and a JSON summary to ``OUT.json``.
 An id that could not be minted is counted, not fatal: the summary says how many failed.
 """
 
@@ -18,6 +19,7 @@ from idgen import Snowflake
 
 def main() -> None:
     url, prefix, ttl_ms, lock_dir, seconds, out = sys.argv[1:7]
+    sys.stdin.readline()
     gen = Snowflake(
         redis=redis.Redis.from_url(url),
         key_prefix=prefix,

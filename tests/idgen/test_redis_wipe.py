@@ -5,6 +5,8 @@ id -- a live holder's -- and both minted the same ids until the old holder's nex
 then failed for good. The unsafe variant (locks off) is run too, to show the rig catches that.
 """
 
+from __future__ import annotations
+
 import json
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from idgen.clock import FakeClock
 from tests.idgen.test_worker_lease import Holder
 
 ROOT = Path(__file__).resolve().parents[2]
-TTL_MS = 3000  # renewals every second: the unsafe variant's window of overlap
+TTL_MS = 6000  # renewals every 2 s: the unsafe variant's window of overlap
 
 
 class Minter:
@@ -32,9 +34,18 @@ class Minter:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.idgen._wipe_minter", *args],
             cwd=ROOT,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
+        self.first_worker_id = -1
+
+    def go(self) -> Minter:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.close()
+        return self
+
+    def wait_started(self) -> None:
         self.first_worker_id = int(self.proc.stdout.readline())
 
     def result(self) -> tuple[list[int], dict]:
@@ -44,15 +55,33 @@ class Minter:
         return ids.tolist(), json.loads(Path(f"{self.out}.json").read_text())
 
 
+def just_renewed(client: redis.Redis, key: str) -> None:
+    """Return right after the holder's heartbeat renewed ``key`` (its PTTL jumps back up)."""
+    deadline = time.monotonic() + TTL_MS / 1000
+    last = client.pttl(key)
+    while time.monotonic() < deadline:
+        now = client.pttl(key)
+        if now > last:
+            break
+        last = now
+        time.sleep(0.005)
+    client.close()
+
+
 def wipe_with_late_starters(tmp_path: Path, lock_dir: str) -> dict:
     """One minter leases before the wipe, two more start right after it; all mint on."""
     with RedisServer() as server:
-        old = Minter(server.url, "wipe", lock_dir, 4.0, tmp_path / "old.bin")
-        time.sleep(0.3)
-        server.restart()  # no persistence: every lease key and high-water key is gone
+        old = Minter(server.url, "wipe", lock_dir, 5.0, tmp_path / "old.bin").go()
+        old.wait_started()
         late = [
-            Minter(server.url, "wipe", lock_dir, 2.0, tmp_path / f"late{i}.bin") for i in (1, 2)
+            Minter(server.url, "wipe", lock_dir, 2.5, tmp_path / f"late{i}.bin") for i in (1, 2)
         ]
+        just_renewed(redis.Redis.from_url(server.url), f"wipe:worker:{old.first_worker_id}")
+        server.restart()  # no persistence: every lease key and high-water key is gone
+        for m in late:  # ... and the old holder's next renewal is ~2 s away
+            m.go()
+        for m in late:
+            m.wait_started()
         results = [m.result() for m in (old, *late)]
     every = Counter(i for ids, _ in results for i in ids)
     last_ms = max(DEFAULT_LAYOUT.parse(i).timestamp_ms for i in results[0][0])
@@ -76,7 +105,7 @@ def test_a_wipe_never_hands_a_live_holders_worker_id_to_a_newcomer(tmp_path) -> 
     old = run["old_summary"]
     assert old["failures"] == {} and old["losses"] == 0, run  # minted on throughout ...
     assert old["reclaims"] >= 1, run  # ... after writing its vanished key back
-    assert run["old_last_ms"] > started_ms + 3500, run  # ... up to its end, not failing for good
+    assert run["old_last_ms"] > started_ms + 4500, run  # ... up to its end, not failing for good
     assert all(s["failures"] == {} for s in run["late_summaries"]), run
 
 
