@@ -138,6 +138,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# A styled page (JSON under /api/) instead of Django's bare CSRF failure page.
+CSRF_FAILURE_VIEW = "shop.error_views.csrf_failure"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -44,3 +44,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+handler400 = "shop.error_views.bad_request"
+handler403 = "shop.error_views.permission_denied"
+handler404 = "shop.error_views.page_not_found"
+handler500 = "shop.error_views.server_error"
