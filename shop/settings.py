@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: docs work offline
     "shop",
     "seckill",
 ]
@@ -185,6 +186,10 @@ SPECTACULAR_SETTINGS = {
     '{"error": {"code", "message"}}; order ids are strings.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Served from our own static files, never a CDN: /api/docs/ works offline and under a CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Production hardening, on whenever DEBUG is off (HTTPS=0 for plain-HTTP deployments).
