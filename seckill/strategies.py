@@ -197,7 +197,7 @@ def _place_holding(
         raise Busy(retry_after=1)
     waited_ms = (time.perf_counter() - started) * 1000
     fence = lock.fence if fenced else None
-    probes.point("entered", fence=lock.fence)
+    probes.point("entered", fence=lock.fence, lock_wait_ms=waited_ms)
     try:
         earlier = find_replay(sale, buyer.pk, key)
         if earlier is not None:
@@ -206,13 +206,13 @@ def _place_holding(
             sale, buyer.pk, quantity, key, fence=fence, lock_wait_ms=waited_ms
         )
     finally:
+        probes.point("released")  # before: the release hands the lock to the next waiter
         try:
             lock.release()
         except LockNotOwnedError:
             # The lease ran out inside the critical section: another holder may have overlapped.
             # lock_fenced refused our write if so; plain lock could not tell.
             log.warning("sale %s: item lock lease lost before release", sale.pk)
-        probes.point("released")
     return Placement(order, created=True, lock_wait_ms=waited_ms, fence=lock.fence)
 
 
