@@ -297,3 +297,25 @@ def execute(run_id: int, lock: Lock) -> None:
             lock.release()
         except LockNotOwnedError:
             log.warning("lab run %s: the lab's lock lapsed before the run ended", run_id)
+
+
+# --- reading runs ---------------------------------------------------------------------------------
+
+
+def close_orphans_if_idle() -> None:
+    """Close runs whose process died, if no run holds the lab right now."""
+    if not LabRun.objects.filter(status=RunStatus.RUNNING).exists():
+        return
+    lock = run_lock()
+    if lock.acquire(blocking=False):
+        try:
+            close_orphans()
+        finally:
+            lock.release()
+
+
+def figures(run: LabRun) -> dict:
+    """The run's figures: live from Redis while it runs, as kept once it has ended."""
+    if run.status == RunStatus.RUNNING:
+        return live(run.pk) or empty_live(RunParameters.from_dict(run.params))
+    return run.summary
