@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: docs work offline
     "shop",
     "seckill",
+    "seckill.lab",
 ]
 
 MIDDLEWARE = [
