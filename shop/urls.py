@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from shop import views, views_accounts, views_shop, views_staff
+from shop import views, views_accounts, views_lab, views_shop, views_staff
 
 MAX_ORDER_ID = 2**63 - 1
 
@@ -38,6 +38,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("staff/", views_staff.dashboard, name="staff-dashboard"),
     path("staff/sales/<int:sale_id>/reset/", views_staff.reset_sale, name="staff-reset"),
+    path("lab/", views_lab.lab, name="lab"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("seckill.api.urls")),
