@@ -279,7 +279,9 @@ def global_checks() -> list[dict]:
     if repeated.exists():
         found.append(
             problem(
-                3, "idempotency_key_reused", f"{repeated.count()} (sale, buyer, key) triples have >1 order"
+                3,
+                "idempotency_key_reused",
+                f"{repeated.count()} (sale, buyer, key) triples have >1 order",
             )
         )
     return found
