@@ -263,3 +263,13 @@ def test_a_busy_refusal_does_not_burn_the_purchase_token(make_client, settings):
     assert placed.status_code == 201, placed.json()
     again = client.post(url, {"quantity": 1}, format="json", HTTP_IDEMPOTENCY_KEY="k2", **headers)
     assert again.status_code == 403  # spent by the order it bought
+
+
+@pytest.mark.parametrize("raw", ["²", "①", "١", "１"])
+@pytest.mark.parametrize("action", ["", "pay/", "cancel/"])
+def test_non_ascii_digits_are_no_order_id(make_client, raw, action):
+    """str.isdigit() says yes to these and int() then refused them: a 500 before."""
+    client = make_client()
+    path = f"/api/v1/orders/{raw}/{action}"
+    response = client.post(path) if action else client.get(path)
+    assert response.status_code == 404 and error_code(response) == "not_found"
