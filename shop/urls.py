@@ -7,7 +7,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from shop import views, views_accounts, views_shop, views_staff
+from shop import views, views_accounts, views_lab, views_shop, views_staff
 
 MAX_ORDER_ID = 2**63 - 1
 
@@ -42,6 +42,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("staff/", views_staff.dashboard, name="staff-dashboard"),
     path("staff/sales/<int:sale_id>/reset/", views_staff.reset_sale, name="staff-reset"),
+    path("lab/", views_lab.lab, name="lab"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("seckill.api.urls")),
