@@ -37,8 +37,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: docs work offline
     "shop",
     "seckill",
+    "seckill.lab",
 ]
 
 MIDDLEWARE = [
@@ -120,6 +122,8 @@ SECKILL_EXPIRY_SWEEP_INTERVAL = float(os.environ.get("SECKILL_EXPIRY_SWEEP_INTER
 SECKILL_RECONCILE_INTERVAL = float(os.environ.get("SECKILL_RECONCILE_INTERVAL", "30"))
 SECKILL_PURCHASE_TOKEN_TTL = env_int("SECKILL_PURCHASE_TOKEN_TTL", 30)
 SECKILL_WORKER_ID = os.environ.get("SECKILL_WORKER_ID") or None  # else leased from Redis
+# idgen's per-host worker-id locks (default: a directory under /tmp per Redis namespace)
+SECKILL_IDGEN_LOCK_DIR = os.environ.get("SECKILL_IDGEN_LOCK_DIR") or None
 # Fault injection for tests and the teaching demo: a pause inside the critical section, between
 # reading the stock and writing it. 0 in production.
 SECKILL_CRITICAL_SECTION_DELAY = float(os.environ.get("SECKILL_CRITICAL_SECTION_DELAY", "0"))
@@ -138,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# A styled page (JSON under /api/) instead of Django's bare CSRF failure page.
+CSRF_FAILURE_VIEW = "shop.error_views.csrf_failure"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -183,6 +189,10 @@ SPECTACULAR_SETTINGS = {
     '{"error": {"code", "message"}}; order ids are strings.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Served from our own static files, never a CDN: /api/docs/ works offline and under a CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Production hardening, on whenever DEBUG is off (HTTPS=0 for plain-HTTP deployments).

@@ -1,0 +1,58 @@
+"""A sale as its pages show it: live status and stock (the same figures the API serves), the
+buy form's idempotency key and the server clock for countdowns."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from seckill.api.serializers import SaleSerializer, mirror_context
+from seckill.models import Sale, SaleStatus
+from shop.pages.error_copy import status_copy
+
+
+@dataclass(frozen=True)
+class SaleCard:
+    """A sale with the live figures shoppers see: Redis' stock while mirrored, else the DB's."""
+
+    sale: Sale
+    stock_left: int
+    status: str
+
+    @property
+    def title(self) -> str:
+        return status_copy()[self.status]["title"]
+
+    @property
+    def buyable(self) -> bool:
+        return self.status == SaleStatus.LIVE
+
+    @property
+    def percent_left(self) -> int:
+        total = self.sale.stock_total or 1
+        return max(0, min(100, round(100 * self.stock_left / total)))
+
+
+def sale_cards(sales: list[Sale]) -> list[SaleCard]:
+    """Status and stock exactly as the API reports them (one Redis pipeline for all sales)."""
+    serializer = SaleSerializer(context=mirror_context(sales))
+    return [
+        SaleCard(sale, serializer.get_stock_left(sale), serializer.get_status(sale))
+        for sale in sales
+    ]
+
+
+def listed_sales() -> list[Sale]:
+    return list(Sale.objects.select_related("product").order_by("starts_at", "id"))
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one purchase intent: rendered into the buy form, so a double submit or a
+    refresh-resubmit carries the same key and replays the first order."""
+    return f"web-{uuid.uuid4().hex}"
+
+
+def server_now_ms() -> int:
+    """The server's clock for countdown scripts, which correct the browser's clock by it."""
+    return int(time.time() * 1000)
