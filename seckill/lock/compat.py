@@ -115,7 +115,10 @@ class _Compat:
             self.name,
             ttl=self.timeout or self.default_lease,
             watchdog=self.timeout is None,
-            poll_interval=max(poll, 0.01),
+            # How soon a waiter notices a holder that vanished without handing over (say, a
+            # redis-py Lock on the same name during a migration): `sleep`, as redis-py's
+            # waiters do, at most 1 s (a waiter's queue entry lives 2 polls + 1 s).
+            poll_interval=min(max(poll, 0.01), 1.0),
             keys=self.keys,
         )
         return core, token

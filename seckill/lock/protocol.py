@@ -257,7 +257,7 @@ class LockCore:
                 if result < -1:  # the holder's lease ends in (-result - 1) ms: re-poll then
                     wait = min(wait, (-result - 1) / 1000 + 0.005)
                 if deadline is not None and deadline <= _monotonic():
-                    fence = yield Eval(CANCEL, keys, (token,))
+                    fence = yield Eval(CANCEL, keys, (token, self.ttl_ms))
                     return self._won(token, fence) if fence > 0 else False
                 chunk = self._wait_chunk(wait, deadline)
                 popped = yield BlockPop(wake, chunk, self._chunk_deadline(chunk, deadline))
@@ -271,7 +271,7 @@ class LockCore:
             # down, our queue entry's liveness lease makes releasers skip it soon.
             if enqueue:
                 with contextlib.suppress(LockError):
-                    if (yield Eval(CANCEL, keys, (token,))) > 0:
+                    if (yield Eval(CANCEL, keys, (token, self.ttl_ms))) > 0:
                         yield Eval(RELEASE, keys, (token, 0, args[4]))
             raise
 

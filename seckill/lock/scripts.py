@@ -160,6 +160,7 @@ elseif holder == token then
   local fence = redis.call('LPOP', wake)
   if fence then
     redis.call('DEL', wake)
+    redis.call('PEXPIRE', K, ARGV[2])  -- the lease restarts now: the caller counts from here
     return won(tonumber(fence))
   end
 end
@@ -243,7 +244,8 @@ return 1
 """,
 )
 
-# ARGV: token. A waiter gives up: leave the queue; if the lock reached us meanwhile, keep it.
+# ARGV: token, ttl_ms. A waiter gives up: leave the queue; if the lock reached us meanwhile,
+# keep it, with its lease restarted now (the caller does not know when it was handed over).
 CANCEL = Script(
     "cancel",
     _KEYS
@@ -254,6 +256,7 @@ redis.call('HDEL', WAITERS, ARGV[1])
 local fence = redis.call('LPOP', wake)
 redis.call('DEL', wake)
 if redis.call('GET', K) == ARGV[1] then
+  redis.call('PEXPIRE', K, ARGV[2])
   return tonumber(fence or redis.call('GET', FENCE))
 end
 return 0
