@@ -48,10 +48,10 @@ def test_a_renewal_stuck_behind_a_busy_connection_reports_the_loss_when_the_leas
     acquired_at = time.monotonic()
     assert holder.acquire()
     # The application's own blocking command on the shared connection: renewals queue behind it.
-    user_wait = threading.Thread(target=shared.blpop, args=(["stuck-renewal-app-list"], 3))
+    user_wait = threading.Thread(target=shared.blpop, args=(["stuck-renewal-app-list"], 2))
     user_wait.start()
-    assert lost.wait(2.5)  # at the lease's end (0.6 s), not when the connection frees (3 s)
-    assert time.monotonic() - acquired_at < 2.0 and holder.lease_lost
+    assert lost.wait(1.6)  # at the lease's end (0.6 s), not when the connection frees (2 s)
+    assert time.monotonic() - acquired_at < 1.8 and holder.lease_lost
     user_wait.join()
     shared.close()
 
