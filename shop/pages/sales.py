@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from seckill.api.serializers import SaleSerializer, mirror_context
+from seckill.lab.visibility import without_lab_sales
 from seckill.models import Sale, SaleStatus
 from shop.pages.error_copy import status_copy
 
@@ -44,7 +45,9 @@ def sale_cards(sales: list[Sale]) -> list[SaleCard]:
 
 
 def listed_sales() -> list[Sale]:
-    return list(Sale.objects.select_related("product").order_by("starts_at", "id"))
+    return list(
+        without_lab_sales(Sale.objects.select_related("product")).order_by("starts_at", "id")
+    )
 
 
 def new_idempotency_key() -> str:
