@@ -23,6 +23,7 @@ from seckill.api.serializers import (
 )
 from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles
 from seckill.errors import NotFound
+from seckill.lab.visibility import without_lab_sales
 from seckill.models import Order, Sale
 from seckill.placement import (
     IDEMPOTENCY_KEY,
@@ -84,7 +85,7 @@ class TokenView(APIView):
 
 
 class SaleListCreateView(generics.ListCreateAPIView):
-    queryset = Sale.objects.select_related("product").order_by("starts_at", "id")
+    queryset = without_lab_sales(Sale.objects.select_related("product")).order_by("starts_at", "id")
     serializer_class = SaleSerializer
     permission_classes = [IsStaffOrReadOnly]
 
