@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+from redis.cluster import RedisCluster
+from redis.exceptions import AskError, MovedError, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import LockTimeout, LockUnavailableError
@@ -118,6 +120,13 @@ class Lock(HeldWith, LockCore):
     def _block_pop(self, op: BlockPop) -> Any:
         if self._wait_pool is not None:
             return block_pop_sync(self._wait_pool, op)
+        if isinstance(self.redis, RedisCluster):
+            # On the node serving the lock's slot, so the deadline is ours there too. If the
+            # slot moved meanwhile, the cluster client follows the redirection instead.
+            node = self.redis.get_node_from_key(op.key)
+            pool = self.redis.get_redis_connection(node).connection_pool
+            with contextlib.suppress(MovedError, AskError):
+                return block_pop_sync(pool, op)
         return self.redis.blpop([op.key], op.timeout)
 
     def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:

@@ -13,8 +13,9 @@ the caller's deadline is read with that deadline as a client-side timeout; if th
 there by then the borrowed connection is dropped (the server forgets the blocked client) and
 the caller settles the outcome with ``CANCEL`` - one round trip past its timeout at most.
 
-Clients without a pool (Redis Cluster) keep ``client.blpop()``: every command there takes a
-node connection of its own anyway, and the last wait is the server's.
+A Redis Cluster client has no pool of its own (every command takes a node connection anyway):
+the sync Lock borrows from the pool of the node serving the lock's slot; the asyncio cluster
+client keeps ``client.blpop()``, whose last wait is the server's.
 """
 
 from __future__ import annotations

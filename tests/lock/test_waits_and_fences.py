@@ -7,6 +7,7 @@ import asyncio
 import statistics
 import time
 
+import pytest
 import redis.asyncio as aioredis
 
 from seckill.lock import Lock
@@ -83,3 +84,16 @@ def test_a_counter_expiring_while_held_restarts_above_the_holders_fence(redis_cl
     assert waiter.acquire(timeout=1) and waiter.fence > holder.fence
     assert redis_client.pttl(waiter.keys.fence) > FENCE_LIFE_MS - 60_000
     waiter.release()
+
+
+@pytest.mark.cluster
+def test_a_timed_out_wait_on_redis_cluster_returns_by_its_timeout_plus_a_round_trip(
+    redis_cluster,
+) -> None:
+    holder = Lock(redis_cluster, "overshoot-cluster", ttl=30)
+    assert holder.acquire()
+    late = overshoots(
+        lambda t: Lock(redis_cluster, "overshoot-cluster").acquire(timeout=t), 0.05, 6
+    )
+    assert min(late) >= 0 and statistics.mean(late) < 0.03, late
+    holder.release()
