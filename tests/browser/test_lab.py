@@ -76,10 +76,23 @@ def test_the_lab_shows_the_race_the_lock_and_the_fence(new_context, make_user, a
     expect(fenced.locator('[data-field="verdict"]')).to_have_attribute("data-ok", "true")
     fenced.screenshot(path=artifacts / "lab-lock-fenced-stalled.png")
 
-    # Kept runs: the list has all three; unsafe and lock side by side.
+    # Stop: a long run ends at once, kept as stopped.
+    page.get_by_label("Strategy").select_option("lock")
+    page.locator('input[name="stock"]').fill("100")
+    page.locator('input[name="stall_ms"]').fill("0")
+    page.locator('input[name="delay_ms"]').fill("300")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator('.lab-panel [data-field="status"]')).to_have_text("running")
+    page.get_by_role("button", name="Stop").click()
+    stopped = page.locator(".lab-panel")
+    expect(stopped.locator('[data-field="status"]')).to_have_text("stopped", timeout=15_000)
+    expect(stopped.locator('[data-field="narrative"]')).to_contain_text("You stopped the run.")
+    assert figure(stopped, "sold") < 100
+
+    # Kept runs: the list has all four; unsafe and lock side by side.
     rows = page.locator("[data-run-row]")
-    expect(rows).to_have_count(3)
-    ids = {run.strategy: run.pk for run in LabRun.objects.all()}
+    expect(rows).to_have_count(4)
+    ids = {run.strategy: run.pk for run in LabRun.objects.filter(status="finished")}
     for strategy in ("unsafe", "lock"):
         page.get_by_label(f"Compare run {ids[strategy]}").check()
     page.get_by_role("button", name="Compare").click()

@@ -214,7 +214,8 @@
         el("h3", { text: "Run #" + run.id + " · " + run.strategy }),
         el("span", { "class": "badge lab-status lab-status--" + run.status, "data-field": "status", text: run.status })
       ]),
-      el("p", { "class": "small", text: paramsText(run.params) + " · " + ms(f.elapsed_ms) + " so far" }),
+      el("p", { "class": "small", text: paramsText(run.params) + " · " + ms(f.elapsed_ms) +
+        (run.status === "running" ? " so far" : " in all") }),
       el("dl", { "class": "lab-tiles" }, [
         tile("Sold", "sold", f.sold || 0, f.oversold > 0),
         tile("Stock", "stock", f.stock),
