@@ -98,10 +98,37 @@ def sold_over_time(attempts: Sequence[Attempt]) -> list[list[float]]:
     return [[t, n] for n, t in enumerate(times, start=1)]
 
 
+def batches(attempts: Sequence[Attempt], found: Sequence[Section]) -> list[dict]:
+    """Group commit: each batch, the buyer whose lock hold decided it (same fence as the
+    batch's orders) and the buyers that rode in it, in the order they were decided."""
+    holders = {attempts[s.index].fence: attempts[s.index].buyer for s in found}
+    grouped: dict[str, list[Attempt]] = {}
+    for a in attempts:
+        if a.batch_id is not None:
+            grouped.setdefault(a.batch_id, []).append(a)
+    listed = []
+    for batch_id, members in grouped.items():
+        members.sort(key=lambda a: a.batch_position or 0)
+        first = members[0]
+        listed.append(
+            {
+                "batch_id": batch_id,
+                "size": first.batch_size,
+                "fence": first.fence,
+                "decided_by": holders.get(first.fence),
+                "decided_at": min(a.end or 0.0 for a in members),
+                "buyers": [a.buyer for a in members],
+            }
+        )
+    return sorted(listed, key=lambda b: b["decided_at"])
+
+
 def summarize(attempts: Sequence[Attempt], *, stock: int, buyers: int, elapsed_ms: float) -> dict:
     """Everything the page draws, JSON-able."""
     found = sections(attempts)
     marked = overlapping(found)
+    grouped = batches(attempts, found)
+    riders = {b["fence"]: b["buyers"] for b in grouped}
     waits = [a.lock_wait_ms for a in attempts if a.lock_wait_ms is not None]
     sold = sum(1 for a in attempts if a.code in SOLD_CODES)
     answered = {a.buyer for a in attempts if a.code is not None and a.code not in ("busy",)}
@@ -117,6 +144,7 @@ def summarize(attempts: Sequence[Attempt], *, stock: int, buyers: int, elapsed_m
             "stalled": attempts[s.index].stalled,
             "fence": attempts[s.index].fence,
             "stock_read": attempts[s.index].stock_read,
+            "batch": riders.get(attempts[s.index].fence, [])[:50],
         }
         for s in found[:TIMELINE_LIMIT]
     ]
@@ -146,4 +174,8 @@ def summarize(attempts: Sequence[Attempt], *, stock: int, buyers: int, elapsed_m
         "stale_readers": len(stale_readers(attempts)),
         "timeline": timeline,
         "timeline_truncated": len(found) > TIMELINE_LIMIT,
+        "batches": grouped[:TIMELINE_LIMIT],
+        "mean_batch_size": (
+            round(sum(b["size"] or 0 for b in grouped) / len(grouped), 1) if grouped else None
+        ),
     }

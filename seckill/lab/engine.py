@@ -220,6 +220,11 @@ class Crowd:
                 record.code = "accepted" if placement.queued else "created"
             record.fence = placement.fence if placement.fence is not None else record.fence
             record.order_id = str(placement.order.id)
+            batch_id = getattr(placement.order, "batch_id", None)
+            if batch_id is not None:
+                record.batch_id = str(batch_id)
+                record.batch_position = placement.order.batch_position
+                record.batch_size = placement.order.batch_size
         finally:
             record.end = self.recorder.now()
 

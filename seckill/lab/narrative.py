@@ -157,6 +157,7 @@ def _serialized(summary: dict, params: RunParameters) -> list[str]:
     if waits["count"]:
         words += f"; buyers waited for it (p50 {_ms(waits['p50'])}, p99 {_ms(waits['p99'])})"
     sentences = [words + "."]
+    sentences += _group_commit(summary)
     busy = summary["codes"].get("busy", 0)
     if busy:
         sentences.append(
@@ -164,6 +165,22 @@ def _serialized(summary: dict, params: RunParameters) -> list[str]:
             "tried again."
         )
     return sentences
+
+
+def _group_commit(summary: dict) -> list[str]:
+    grouped = summary.get("batches") or []
+    if not grouped:
+        return []
+    biggest = max(grouped, key=lambda b: b["size"] or 0)
+    who = ", ".join(str(buyer) for buyer in biggest["buyers"][:12])
+    who += ", …" if len(biggest["buyers"]) > 12 else ""
+    holder = f"buyer {biggest['decided_by']}" if biggest["decided_by"] else "one holder"
+    return [
+        "Each holder decided every buyer then waiting in one transaction (group commit): "
+        f"{_plural(len(grouped), 'batch', 'batches')}, {summary['mean_batch_size']} buyers per "
+        f"batch on average; {holder} decided buyers {who} in one go (fence "
+        f"{biggest['fence']})."
+    ]
 
 
 def _late_renewal(params: RunParameters) -> str:

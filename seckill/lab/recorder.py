@@ -33,6 +33,11 @@ class Attempt:
     lock_wait_ms: float | None = None
     fence: int | None = None
     order_id: str | None = None
+    # Group commit (lock, lock_fenced): the batch its order was decided in, by whichever buyer
+    # held the lock (the one whose section carries the same fence).
+    batch_id: str | None = None
+    batch_position: int | None = None
+    batch_size: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
