@@ -38,9 +38,7 @@ def sections(attempts: Sequence[Attempt]) -> list[Section]:
             continue
         end = next((t for t in (a.wrote, a.released, a.end) if t is not None), start)
         found.append(
-            Section(
-                index, a.buyer, start, max(end, start), a.wrote is not None, a.code == "stale_fence"
-            )
+            Section(index, a.buyer, start, max(end, start), a.wrote is not None, a.refused)
         )
     return sorted(found, key=lambda s: (s.start, s.end))
 
@@ -167,7 +165,7 @@ def summarize(attempts: Sequence[Attempt], *, stock: int, buyers: int, elapsed_m
             "p99": percentile(waits, 99),
             "max": round(max(waits), 1) if waits else None,
         },
-        "fence_refusals": sum(1 for a in attempts if a.code == "stale_fence"),
+        "fence_refusals": sum(1 for a in attempts if a.refused),
         "sections": len(found),
         "overlapping_sections": len(marked),
         "most_at_once": most_at_once(found),

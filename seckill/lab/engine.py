@@ -206,7 +206,7 @@ class Crowd:
         try:
             placement = place_order(self.run.sale_id, user, 1, key)
         except StaleFence:
-            record.status, record.code = 429, "stale_fence"
+            record.status, record.code, record.refused = 429, "stale_fence", True
         except SeckillError as exc:
             record.status, record.code = exc.status, exc.code
         except Exception:  # the lab shows it rather than dying with it

@@ -120,12 +120,17 @@ def _stalled(attempts: Sequence[Attempt], params: RunParameters) -> list[str]:
         return [words + ", but no other buyer came for the lock meanwhile."]
     words += f" and buyer {intruder.buyer} took the lock"
     words += f" (fence {intruder.fence})." if intruder.fence is not None else "."
-    if stalled.code == "stale_fence":
+    if stalled.refused:
         after = next(
             (a for a in attempts if a.buyer == stalled.buyer and a.attempt > stalled.attempt),
             None,
         )
-        retry = f" It tried again and was told {after.code.replace('_', ' ')}." if after else ""
+        if after is not None and after.code:  # told 429, the buyer pressed again
+            retry = f" It tried again and was told {after.code.replace('_', ' ')}."
+        elif stalled.code and stalled.code != "stale_fence":  # group commit decided it again
+            retry = f" The next holder decided its request again: {stalled.code.replace('_', ' ')}."
+        else:
+            retry = ""
         return [
             words,
             f"When buyer {stalled.buyer} woke, the database refused its write: its fence "

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-STAMPS = ("entered", "read", "wrote", "released")
+STAMPS = ("entered", "read", "wrote", "released")  # the first of each counts: the attempt's section
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Attempt:
     code: str | None = None  # created, accepted, replayed, or the error code; stale_fence
     lock_wait_ms: float | None = None
     fence: int | None = None
+    refused: bool = False  # lock_fenced: the database refused this holder's write (stale fence)
     order_id: str | None = None
     # Group commit (lock, lock_fenced): the batch its order was decided in, by whichever buyer
     # held the lock (the one whose section carries the same fence).
@@ -72,6 +73,8 @@ class AttemptProbe:
         self.recorder, self.record, self._overrides = recorder, record, overrides
 
     def point(self, name: str, **facts: Any) -> None:
+        if name == "refused":
+            self.record.refused = True
         if name in STAMPS and getattr(self.record, name) is None:
             setattr(self.record, name, self.recorder.now())
         if "stock_left" in facts:

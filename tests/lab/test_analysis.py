@@ -42,7 +42,7 @@ def test_back_to_back_sections_do_not_overlap_but_shared_time_does():
 
 def test_a_refused_writer_is_not_counted_as_a_holder():
     records = [
-        attempt(1, 0, None, 500, code="stale_fence", fence=1),
+        attempt(1, 0, None, 500, code="stale_fence", fence=1, refused=True),
         attempt(2, 150, 170, 171, fence=2),
     ]
     found = analysis.sections(records)
