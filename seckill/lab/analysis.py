@@ -98,7 +98,8 @@ def sold_over_time(attempts: Sequence[Attempt]) -> list[list[float]]:
 
 def batches(attempts: Sequence[Attempt], found: Sequence[Section]) -> list[dict]:
     """Group commit: each batch, the buyer whose lock hold decided it (same fence as the
-    batch's orders) and the buyers that rode in it, in the order they were decided."""
+    batch's orders) and the buyers whose orders it wrote, in the order they were decided.
+    ``size`` counts every request it decided, sold out ones too (they have no order)."""
     holders = {attempts[s.index].fence: attempts[s.index].buyer for s in found}
     grouped: dict[str, list[Attempt]] = {}
     for a in attempts:
@@ -112,8 +113,8 @@ def batches(attempts: Sequence[Attempt], found: Sequence[Section]) -> list[dict]
             {
                 "batch_id": batch_id,
                 "size": first.batch_size,
-                "fence": first.fence,
-                "decided_by": holders.get(first.fence),
+                "fence": first.order_fence,
+                "decided_by": holders.get(first.order_fence),
                 "decided_at": min(a.end or 0.0 for a in members),
                 "buyers": [a.buyer for a in members],
             }

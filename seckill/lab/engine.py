@@ -218,7 +218,7 @@ class Crowd:
             else:
                 record.status = 202 if placement.queued else 201
                 record.code = "accepted" if placement.queued else "created"
-            record.fence = placement.fence if placement.fence is not None else record.fence
+            record.order_fence = placement.fence
             record.order_id = str(placement.order.id)
             batch_id = getattr(placement.order, "batch_id", None)
             if batch_id is not None:

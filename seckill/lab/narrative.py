@@ -182,9 +182,9 @@ def _group_commit(summary: dict) -> list[str]:
     holder = f"buyer {biggest['decided_by']}" if biggest["decided_by"] else "one holder"
     return [
         "Each holder decided every buyer then waiting in one transaction (group commit): "
-        f"{_plural(len(grouped), 'batch', 'batches')}, {summary['mean_batch_size']} buyers per "
-        f"batch on average; {holder} decided buyers {who} in one go (fence "
-        f"{biggest['fence']})."
+        f"{_plural(len(grouped), 'batch', 'batches')}, {summary['mean_batch_size']} requests per "
+        f"batch on average; {holder} decided {biggest['size']} requests in one go (fence "
+        f"{biggest['fence']}), writing the orders of buyers {who}."
     ]
 
 

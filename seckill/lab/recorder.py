@@ -31,7 +31,8 @@ class Attempt:
     status: int | None = None  # the HTTP status the API would have sent
     code: str | None = None  # created, accepted, replayed, or the error code; stale_fence
     lock_wait_ms: float | None = None
-    fence: int | None = None
+    fence: int | None = None  # of the lock hold it entered with
+    order_fence: int | None = None  # on its order: the hold that decided it (group commit)
     refused: bool = False  # lock_fenced: the database refused this holder's write (stale fence)
     order_id: str | None = None
     # Group commit (lock, lock_fenced): the batch its order was decided in, by whichever buyer

@@ -100,12 +100,13 @@ def test_serialized_run_reports_its_waits():
 
 def test_group_commit_batches_are_told_by_the_holder_that_decided_them():
     params = RunParameters(strategy="lock", stock=5, buyers=4)
-    holder = attempt(1, 0, 10, 11, fence=7, lock_wait_ms=0.5)
+    holder = attempt(1, 0, 10, 11, fence=7, order_fence=7, lock_wait_ms=0.5)
     holder.batch_id, holder.batch_position, holder.batch_size = "900", 1, 3
     riders = []
     for buyer, position in ((3, 2), (2, 3)):
         rider = Attempt(buyer=buyer, attempt=1, start=0.0, end=12.0, status=201, code="created")
-        rider.fence, rider.batch_id, rider.batch_position, rider.batch_size = 7, "900", position, 3
+        rider.order_fence, rider.batch_id = 7, "900"
+        rider.batch_position, rider.batch_size = position, 3
         riders.append(rider)
     later = attempt(4, 12, 20, 21, fence=8, lock_wait_ms=12.0)
     summary, text = explain(params, [holder, *riders, later])
@@ -121,4 +122,4 @@ def test_group_commit_batches_are_told_by_the_holder_that_decided_them():
     ]
     assert summary["timeline"][0]["batch"] == [1, 3, 2] and summary["sections"] == 2
     assert summary["overlapping_sections"] == 0
-    assert "buyer 1 decided buyers 1, 3, 2 in one go (fence 7)" in text
+    assert "decided 3 requests in one go (fence 7), writing the orders of buyers 1, 3, 2" in text

@@ -196,14 +196,14 @@
     return el("figure", { "class": "lab-batches" }, [
       el("ol", { "class": "lab-batch-list" }, shown.map(function (b) {
         return el("li", { "data-batch": b.batch_id, "data-batch-size": b.size }, [
-          el("strong", { text: b.size + (b.size === 1 ? " buyer" : " buyers") }),
-          " decided by " + (b.decided_by ? "buyer " + b.decided_by : "a holder") + " (fence " + b.fence + "): ",
+          el("strong", { text: b.size + (b.size === 1 ? " request" : " requests") }),
+          " decided by " + (b.decided_by ? "buyer " + b.decided_by : "a holder") + " (fence " + b.fence + "), orders for ",
           el("span", { "class": "lab-batch-buyers", text: b.buyers.map(function (n) { return "#" + n; }).join(" ") })
         ]);
       })),
       batches.length > shown.length ? el("p", { "class": "small", text: (batches.length - shown.length) + " more batches." }) : null,
       el("figcaption", { text: "Batches (group commit): " + batches.length + ", " + f.mean_batch_size +
-        " buyers each on average; every buyer in a batch was decided in its holder's one transaction" })
+        " requests each on average, each batch decided in its holder's one transaction" })
     ]);
   }
 
