@@ -55,7 +55,7 @@ def test_the_lab_shows_the_race_the_lock_and_the_fence(new_context, make_user, a
     assert figure(lock, "sold") == 4 and figure(lock, "oversold") == 0
     assert figure(lock, "most-at-once") == 1
     expect(lock.locator('[data-bar][data-overlap="true"]')).to_have_count(0)
-    assert lock.locator("[data-bar]").count() >= 4
+    assert lock.locator("[data-bar]").count() >= 1
     expect(lock.locator('[data-field="verdict"]')).to_have_attribute("data-ok", "true")
     expect(lock.locator('[data-field="narrative"]')).to_contain_text("one buyer in at a time")
 
