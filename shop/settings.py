@@ -142,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# What the pages put before a price (the API gives plain decimal strings).
+SHOP_CURRENCY_SYMBOL = os.environ.get("SHOP_CURRENCY_SYMBOL", "$")
 # A styled page (JSON under /api/) instead of Django's bare CSRF failure page.
 CSRF_FAILURE_VIEW = "shop.error_views.csrf_failure"
 
@@ -158,7 +160,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "shop.static_storage.StaticStorage"
         )
     },
 }
