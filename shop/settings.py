@@ -175,6 +175,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "seckill.api.errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "seckill.api.parsers.BoundedJSONParser",  # deep nesting is a 400, not a RecursionError
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # GCRA in Redis (seckill.api.throttles): N/period = a burst of N, then one per period/N.
     # Redis down: fail open to a per-process limiter of the same rate (never a 500).
     "DEFAULT_THROTTLE_RATES": {
