@@ -48,7 +48,7 @@ STALL_HEAD_START = 1.0  # the stalled buyer enters alone, at most this long befo
 RUN_LOCK = "seckill:lab:run"
 LIVE_TTL = 3600
 BUYER_PREFIX = "lab-buyer-"
-FINAL_STATUSES = {200, 201, 202, 409, 503}
+FINAL_STATUSES = {200, 201, 202, 409, 500, 503}  # 429 is pressed again
 
 
 def live_key(run_id: int) -> str:
@@ -268,8 +268,8 @@ def execute(run_id: int, lock: Lock) -> None:
     """Run the crowd, audit the sale, keep the figures, delete the sale, free the lab."""
     run = LabRun.objects.get(pk=run_id)
     params = RunParameters.from_dict(run.params)
+    crowd = Crowd(run, params)
     try:
-        crowd = Crowd(run, params)
         ended_by = crowd.go(lab_buyers(params.buyers))
         if params.strategy == Strategy.REDIS_ATOMIC:
             queue.drain(run.sale_id)  # what Celery would do next, done now so the audit sees it
@@ -290,7 +290,7 @@ def execute(run_id: int, lock: Lock) -> None:
         run.status = RunStatus.STOPPED if ended_by == "stopped" else RunStatus.FINISHED
     except Exception as exc:
         log.exception("lab run %s failed", run_id)
-        run.status, run.summary = RunStatus.FAILED, {**run.summary, "error": str(exc)}
+        run.status, run.summary = RunStatus.FAILED, {**crowd.summary(), "error": str(exc)}
     finally:
         try:
             delete_lab_sale(run.sale_id)

@@ -220,7 +220,8 @@
               return el("li", { text: "invariant " + item.invariant + ", " + item.code + ": " + item.message });
             }))
           ])
-        : el("p", { "class": "alert alert--warning", "data-field": "verdict", text: "Audit: not run (" + run.status + ")." });
+        : el("p", { "class": "alert alert--warning", "data-field": "verdict", text: "Audit: not run (" + run.status + ")" +
+            (run.figures && run.figures.error ? ": " + run.figures.error : ".") });
     return el("div", { "class": "lab-verdict" }, [
       box, run.narrative ? el("p", { "class": "lab-narrative", "data-field": "narrative", text: run.narrative }) : null
     ]);
