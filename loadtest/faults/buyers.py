@@ -127,5 +127,18 @@ def crowd_in_background(
     return runner, answers
 
 
+def accepted_figures(answers: list[Answer], orders: dict[str, int]) -> dict[str, int]:
+    """Counted per answer, not per distinct id: two 201/202s with one id are a duplicate, and
+    at most one of them can be a row, so the other counts as lost too."""
+    accepted = [a.order_id for a in answers if a.status in (201, 202)]
+    distinct = set(accepted)
+    return {
+        "accepted": len(accepted),
+        "duplicate_ids": len(accepted) - len(distinct),
+        "lost_accepted": len(accepted) - len(distinct & set(orders)),
+        "http_5xx": sum(1 for a in answers if a.status >= 500 and a.status != 503),
+    }
+
+
 def codes(answers: list[Answer]) -> dict[str, int]:
     return dict(Counter(f"{a.status} {a.code}" for a in answers))

@@ -12,24 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from devtools.redis_server import RedisServer
-from loadtest.faults.buyers import Answer, codes, crowd_in_background, make_buyers, make_sale
+from loadtest.faults.buyers import (
+    Answer,
+    accepted_figures,
+    codes,
+    crowd_in_background,
+    make_buyers,
+    make_sale,
+)
 from loadtest.faults.redis_outage import sweep_when_stuck
 from loadtest.faults.result import Result
 from loadtest.faults.rig import Rig, db_orders, supervise_celery, wait_drained
 from loadtest.server import Stack
-
-
-def accepted_figures(answers: list[Answer], orders: dict[str, int]) -> dict[str, int]:
-    """Counted per answer, not per distinct id: two 201/202s with one id are a duplicate, and
-    at most one of them can be a row, so the other counts as lost too."""
-    accepted = [a.order_id for a in answers if a.status in (201, 202)]
-    distinct = set(accepted)
-    return {
-        "accepted": len(accepted),
-        "duplicate_ids": len(accepted) - len(distinct),
-        "lost_accepted": len(accepted) - len(distinct & set(orders)),
-        "http_5xx": sum(1 for a in answers if a.status >= 500 and a.status != 503),
-    }
 
 
 def worker_ids(answers: list[Answer]) -> set[int]:

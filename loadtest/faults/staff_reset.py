@@ -12,8 +12,13 @@ from pathlib import Path
 
 import requests
 
-from loadtest.faults.buyers import codes, crowd_in_background, make_buyers, make_sale
-from loadtest.faults.order_ids import accepted_figures
+from loadtest.faults.buyers import (
+    accepted_figures,
+    codes,
+    crowd_in_background,
+    make_buyers,
+    make_sale,
+)
 from loadtest.faults.redis_outage import sweep_when_stuck
 from loadtest.faults.result import Result
 from loadtest.faults.rig import Rig, db_orders, wait_drained, wait_for

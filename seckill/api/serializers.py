@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -192,9 +193,15 @@ class PlaceOrderSerializer(serializers.Serializer):
     quantity = StrictQuantityField(min_value=1, max_value=1000)
 
 
+# A name of spaces is blank once trimmed: the schema says "at least one non-space character".
+NOT_BLANK = RegexValidator(r"\S", "This field may not be blank.")
+
+
 class CredentialsSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    username = serializers.CharField(max_length=150, validators=[NOT_BLANK])
+    password = serializers.CharField(
+        min_length=1, max_length=128, write_only=True, trim_whitespace=False
+    )
 
 
 class RegisterSerializer(CredentialsSerializer):
