@@ -12,7 +12,7 @@ import threading
 from django.conf import settings
 
 from idgen import ParsedId, Snowflake
-from shop.redis_client import get_redis
+from seckill.infrastructure.redis_client import get_redis
 
 _lock = threading.Lock()
 _generator: Snowflake | None = None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.lock import Lock, NaiveLock
 from seckill.models import Sale, Strategy
-from shop.redis_client import get_redis
 
 
 def item_lock(sale_id: int, *, watchdog: bool = True) -> Lock:

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from seckill.errors import NotLive, PurchaseTokenInvalid
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.models import Sale, SaleStatus
-from shop.redis_client import get_redis
 
 # Compare-and-delete: the token is used up by the request that presents it, and only that one.
 CONSUME = """

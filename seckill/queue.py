@@ -28,10 +28,10 @@ from django.utils import timezone
 
 from seckill import stock
 from seckill.errors import Busy, NotFound
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.lock import Lock, LockNotOwnedError
 from seckill.models import Order, OrderStatus, Sale
-from shop.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 

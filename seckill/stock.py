@@ -16,9 +16,10 @@ from datetime import timedelta
 import redis
 from django.db.models import Sum
 
+from seckill.infrastructure.lua import registered_script
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import SaleKeys, sale_keys
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
-from shop.redis_client import get_redis, registered_script
 
 # Keys outlive the sale by this much, so late payments and the audit still find them.
 KEY_GRACE = timedelta(days=1)

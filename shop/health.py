@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import connection
 
+from seckill.infrastructure.redis_client import get_redis
 from shop.celery import app as celery_app
-from shop.redis_client import get_redis
 
 
 def check_database() -> tuple[bool, str]:

@@ -133,7 +133,7 @@ def app_redis(settings):
     restart; the shared test Redis is never touched that way."""
     from devtools.redis_server import RedisServer
     from seckill.ids import reset_generator
-    from shop.redis_client import get_redis
+    from seckill.infrastructure.redis_client import get_redis
 
     server = RedisServer().start()
     settings.REDIS_URL = server.url

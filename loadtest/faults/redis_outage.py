@@ -257,9 +257,9 @@ def redis_unreachable(
 ) -> Result:
     """Redis unreachable for a few seconds (SIGSTOP: connections hang, nothing is refused)
     while a crowd is buying. No request hangs: each is answered (503, or its order) within the
-    Redis socket timeouts (2 s, one retry: shop.redis_client) plus slack, and a freeze longer
-    than that is answered 503; after SIGCONT the crowd (retrying its keys) sells out, and the
-    periodic jobs (run once here) leave the mirror in step."""
+    Redis socket timeouts (2 s, one retry: seckill.infrastructure.redis_client) plus slack, and
+    a freeze longer than that is answered 503; after SIGCONT the crowd (retrying its keys) sells
+    out, and the periodic jobs (run once here) leave the mirror in step."""
     result = Result(
         f"redis_unreachable[{strategy}]", f"Redis frozen (SIGSTOP) for {frozen:.0f}s mid-sale"
     )

@@ -40,7 +40,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from shop.redis_client import RedisBackoff, get_redis
+from seckill.infrastructure.backoff import RedisBackoff
+from seckill.infrastructure.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 

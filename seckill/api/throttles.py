@@ -43,7 +43,9 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from shop.redis_client import RedisBackoff, get_redis, registered_script
+from seckill.infrastructure.backoff import RedisBackoff
+from seckill.infrastructure.lua import registered_script
+from seckill.infrastructure.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 

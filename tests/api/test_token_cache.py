@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from seckill.api import authentication
 from seckill.api.authentication import CachedTokenAuthentication, cache_key
-from shop.redis_client import get_redis
+from seckill.infrastructure.redis_client import get_redis
 
 ORDERS = "/api/v1/orders/"
 

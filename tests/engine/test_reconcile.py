@@ -306,7 +306,7 @@ def audit_sale_report(sale):
 
 def test_redis_down_stops_the_run_with_an_error(redis_client, settings):
     from devtools.redis_server import free_port
-    from shop.redis_client import get_redis
+    from seckill.infrastructure.redis_client import get_redis
 
     first, second = make_sale(), make_sale()
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
