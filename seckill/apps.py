@@ -7,7 +7,7 @@ class SeckillConfig(AppConfig):
 
     def ready(self) -> None:
         # Token and user changes revoke the API's cached tokens in Redis at once.
-        from seckill.api.authentication import connect_signals
+        from seckill.token_cache import connect_signals
 
         connect_signals()
         # Sale edits drop this process's cached sale definition at once.

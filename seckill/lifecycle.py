@@ -22,6 +22,7 @@ from seckill.errors import Busy, InvalidState, NotFound, StaleFence
 from seckill.lock import LockNotOwnedError
 from seckill.locking import placement_lock
 from seckill.models import Order, OrderStatus, Sale, Strategy
+from seckill.selectors.orders import owned_order
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ def _item_serialized(sale: Sale):
             lock.release()
         except LockNotOwnedError:
             log.warning("sale %s: lock lease lost while returning units", sale.pk)
-
-
-def owned_order(order_id: int, buyer) -> Order:
-    """The buyer's order (database or still queued); someone else's is 404, not 403."""
-    order = queue.find_order(order_id)
-    if order.buyer_id != buyer.pk:
-        raise NotFound(f"no order {order_id}")
-    return order
 
 
 def _end(order: Order, new_status: str, *, only_if_due: bool = False) -> bool:
@@ -81,7 +74,7 @@ def _end(order: Order, new_status: str, *, only_if_due: bool = False) -> bool:
 
 def pay_order(order_id: int, buyer) -> Order:
     """Simulated payment. Paying twice is fine; paying after the window closed is refused."""
-    order = owned_order(order_id, buyer)
+    order = owned_order(order_id=order_id, buyer=buyer)
     if getattr(order, "queued", False):
         raise InvalidState("the order is still being recorded; try again in a moment")
     now = timezone.now()
@@ -99,7 +92,7 @@ def pay_order(order_id: int, buyer) -> Order:
 
 def cancel_order(order_id: int, buyer) -> Order:
     """Cancel an unpaid order and return its units to the sale."""
-    order = owned_order(order_id, buyer)
+    order = owned_order(order_id=order_id, buyer=buyer)
     if getattr(order, "queued", False):
         raise InvalidState("the order is still being recorded; try again in a moment")
     if not _end(order, OrderStatus.CANCELLED) and order.status != OrderStatus.CANCELLED:

@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "seckill.api.errors.api_exception_handler",
-    # GCRA in Redis (seckill.api.throttles): N/period = a burst of N, then one per period/N.
+    # GCRA in Redis (seckill.rate_limit): N/period = a burst of N, then one per period/N.
     # Redis down: fail open to a per-process limiter of the same rate (never a 500).
     "DEFAULT_THROTTLE_RATES": {
         "order": os.environ.get("SECKILL_THROTTLE_ORDER", "60/min"),

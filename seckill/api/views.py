@@ -18,12 +18,14 @@ from seckill.api.serializers import (
     SaleResetSerializer,
     SaleSerializer,
     TokenSerializer,
-    mirror_context,
+    figures_context,
 )
 from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles
 from seckill.errors import NotFound
-from seckill.models import Order, Sale
-from seckill.placement import get_sale, place_order
+from seckill.models import Sale
+from seckill.placement import place_order
+from seckill.selectors.orders import orders_of, owned_order
+from seckill.selectors.sales import get_sale, listed_sales
 
 ERROR = OpenApiResponse(description='{"error": {"code": "...", "message": "..."}}')
 MAX_ORDER_ID = 2**63 - 1
@@ -70,13 +72,15 @@ class TokenView(APIView):
 
 
 class SaleListCreateView(generics.ListCreateAPIView):
-    queryset = Sale.objects.select_related("product").order_by("starts_at", "id")
     serializer_class = SaleSerializer
     permission_classes = [IsStaffOrReadOnly]
 
+    def get_queryset(self):
+        return listed_sales()
+
     def list(self, request: Request, *args, **kwargs) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        context = {**self.get_serializer_context(), **mirror_context(page)}
+        context = {**self.get_serializer_context(), **figures_context(page)}
         return self.get_paginated_response(SaleSerializer(page, many=True, context=context).data)
 
 
@@ -86,7 +90,7 @@ class SaleDetailView(generics.RetrieveAPIView):
 
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         sale = self.get_object()
-        context = {**self.get_serializer_context(), **mirror_context([sale])}
+        context = {**self.get_serializer_context(), **figures_context([sale])}
         return Response(SaleSerializer(sale, context=context).data)
 
 
@@ -98,7 +102,7 @@ class SaleResetView(APIView):
         data = SaleResetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         sale = lifecycle.reset_sale(pk, data.validated_data.get("stock_total"))
-        return Response(SaleSerializer(sale, context=mirror_context([sale])).data)
+        return Response(SaleSerializer(sale, context=figures_context([sale])).data)
 
 
 class PlaceOrderView(APIView):
@@ -164,7 +168,7 @@ class PurchaseTokenView(APIView):
 
     @extend_schema(request=None, responses={201: PurchaseTokenSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        token, ttl = purchase_token.issue(get_sale(pk), request.user.pk)
+        token, ttl = purchase_token.issue(get_sale(sale_id=pk), request.user.pk)
         return Response({"token": token, "expires_in": ttl}, status=status.HTTP_201_CREATED)
 
 
@@ -173,7 +177,7 @@ class OrderListView(generics.ListAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     def get_queryset(self):
-        return Order.objects.filter(buyer=self.request.user).order_by("-id")
+        return orders_of(buyer=self.request.user)
 
 
 class OrderDetailView(APIView):
@@ -181,7 +185,7 @@ class OrderDetailView(APIView):
 
     @extend_schema(responses={200: OrderSerializer, 404: ERROR})
     def get(self, request: Request, order_id: str) -> Response:
-        order = lifecycle.owned_order(parse_order_id(order_id), request.user)
+        order = owned_order(order_id=parse_order_id(order_id), buyer=request.user)
         return Response(OrderSerializer(order).data)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from seckill.api.throttles import reset_local_fallback
+from seckill.rate_limit import reset_local_fallback
 from tests.api.conftest import make_client  # noqa: F401  (fixture)
 
 

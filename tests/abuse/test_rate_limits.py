@@ -13,7 +13,7 @@ import redis
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from seckill.api import throttles
+from seckill import rate_limit
 from seckill.models import Order, Sale
 from tests.engine.factories import make_sale
 
@@ -139,7 +139,7 @@ def test_concurrent_hits_never_exceed_the_budget(redis_client):
 
     def one() -> None:
         start.wait()
-        ok, _ = throttles.hit("throttle:test:crowd", 10, 60)
+        ok, _ = rate_limit.hit("throttle:test:crowd", 10, 60)
         with guard:
             allowed.append(ok)
 
@@ -153,20 +153,20 @@ def test_concurrent_hits_never_exceed_the_budget(redis_client):
 
 def test_wait_is_the_time_until_the_next_allowed_request(redis_client):
     """Retry-After is honest: after a burst of 2 per 10 s, the next slot is ~5 s away."""
-    assert throttles.hit("throttle:test:wait", 2, 10)[0]
-    assert throttles.hit("throttle:test:wait", 2, 10)[0]
-    ok, wait = throttles.hit("throttle:test:wait", 2, 10)
+    assert rate_limit.hit("throttle:test:wait", 2, 10)[0]
+    assert rate_limit.hit("throttle:test:wait", 2, 10)[0]
+    ok, wait = rate_limit.hit("throttle:test:wait", 2, 10)
     assert not ok and 4.0 < wait <= 5.0
 
 
 def test_gcra_step_refills_one_slot_per_interval():
     tat = 0.0
     for _ in range(3):
-        ok, tat, _ = throttles.gcra_step(tat, 100.0, 1.0, 3.0)
+        ok, tat, _ = rate_limit.gcra_step(tat, 100.0, 1.0, 3.0)
         assert ok
-    ok, _, wait = throttles.gcra_step(tat, 100.0, 1.0, 3.0)
+    ok, _, wait = rate_limit.gcra_step(tat, 100.0, 1.0, 3.0)
     assert not ok and wait == pytest.approx(1.0)
-    assert throttles.gcra_step(tat, 101.0, 1.0, 3.0)[0]
+    assert rate_limit.gcra_step(tat, 101.0, 1.0, 3.0)[0]
 
 
 def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_redis):
@@ -194,15 +194,17 @@ def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_re
 
 
 def test_browser_login_helper_shares_the_auth_budget(django_user_model, rates):
-    """``login_attempt`` (for the browser login view) counts against the same per-address and
-    per-username budgets as the API's token endpoint."""
+    """``rate_limit.sign_in_wait`` (what the browser login view calls) counts against the same
+    per-address and per-username budgets as the API's token endpoint."""
     rates(auth="2/min")
     client = APIClient()
     body = {"username": "someone", "password": "wrong"}
     assert client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.3.0.1").status_code == 401
     page = RequestFactory()
-    assert throttles.login_attempt(page.post("/", REMOTE_ADDR="10.3.0.9"), "someone") == 0.0
-    spent = throttles.login_attempt(page.post("/", REMOTE_ADDR="10.3.0.8"), "SOMEONE")
+    here, there = page.post("/", REMOTE_ADDR="10.3.0.9"), page.post("/", REMOTE_ADDR="10.3.0.8")
+    address = rate_limit.client_address
+    assert rate_limit.sign_in_wait(address=address(here), username="someone") == 0.0
+    spent = rate_limit.sign_in_wait(address=address(there), username="SOMEONE")
     assert spent > 0  # the username's budget is spent, whatever the address
     assert_throttled(client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.3.0.7"))
 
@@ -287,7 +289,7 @@ def test_no_rates_no_round_trip(make_client, rates, throttle_round_trips):
 def limiter(request, redis_client, monkeypatch) -> str:
     """Run a test against the Redis script and against the in-process fallback."""
     if request.param == "in-process":
-        monkeypatch.setattr(throttles._backoff, "until", float("inf"))
+        monkeypatch.setattr(rate_limit._backoff, "until", float("inf"))
     return request.param
 
 
@@ -295,16 +297,16 @@ def test_hit_all_is_all_or_nothing(limiter, redis_client):
     """Both implementations: allowed only when every limit allows; a refusal charges no key
     and reports the longest refusing wait."""
     a, b, c = "throttle:test:a", "throttle:test:b", "throttle:test:c"
-    assert throttles.hit_all([(a, 1, 60), (b, 3, 60)]) == (True, 0.0)
-    ok, wait = throttles.hit_all([(a, 1, 60), (b, 3, 60)])  # a refuses, b would allow
+    assert rate_limit.hit_all([(a, 1, 60), (b, 3, 60)]) == (True, 0.0)
+    ok, wait = rate_limit.hit_all([(a, 1, 60), (b, 3, 60)])  # a refuses, b would allow
     assert not ok and 59.0 < wait <= 60.0
-    assert throttles.hit(b, 3, 60)[0] and throttles.hit(b, 3, 60)[0]  # b: two of three left
-    assert throttles.hit(c, 2, 10)[0] and throttles.hit(c, 2, 10)[0]
-    ok, wait = throttles.hit_all([(c, 2, 10), (a, 1, 60), (b, 3, 60)])  # all three refuse
+    assert rate_limit.hit(b, 3, 60)[0] and rate_limit.hit(b, 3, 60)[0]  # b: two of three left
+    assert rate_limit.hit(c, 2, 10)[0] and rate_limit.hit(c, 2, 10)[0]
+    ok, wait = rate_limit.hit_all([(c, 2, 10), (a, 1, 60), (b, 3, 60)])  # all three refuse
     assert not ok and 59.0 < wait <= 60.0  # a's wait, the longest (c's is ~5 s, b's ~60 s)
-    ok, wait = throttles.hit_all([(c, 2, 10)])
+    ok, wait = rate_limit.hit_all([(c, 2, 10)])
     assert not ok and 4.0 < wait <= 5.0
-    assert throttles.hit_all([]) == (True, 0.0)
+    assert rate_limit.hit_all([]) == (True, 0.0)
     stored = redis_client.keys("throttle:test:*")
     assert len(stored) == (3 if limiter == "redis" else 0)
 
