@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from seckill.errors import NotLive, PurchaseTokenInvalid
+from seckill.infrastructure.lua import registered_script
 from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.models import Sale, SaleStatus
@@ -46,6 +47,6 @@ def consume(sale: Sale, buyer_id: int, token: str | None) -> None:
     """Use up the buyer's token, or refuse the purchase."""
     if not token or len(token) > 64:
         raise PurchaseTokenInvalid("this sale needs a purchase token: request one first")
-    used = get_redis().eval(CONSUME, 1, token_key(sale.pk, buyer_id), token)
+    used = registered_script(CONSUME)(keys=[token_key(sale.pk, buyer_id)], args=[token])
     if not used:
         raise PurchaseTokenInvalid("the purchase token is invalid, used or expired")
