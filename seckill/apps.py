@@ -14,3 +14,6 @@ class SeckillConfig(AppConfig):
         from seckill import sale_cache
 
         sale_cache.connect_signals()
+        # Register the Celery tasks in every process (web too): the engine sends its drain
+        # task by name (seckill.order_queue.DRAIN_TASK) rather than importing the task layer.
+        from seckill import tasks  # noqa: F401

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from seckill import queue, stock
+from seckill import order_queue, stock
 from seckill.errors import Busy, InvalidState, NotFound, StaleFence
 from seckill.lock import LockNotOwnedError
 from seckill.locking import placement_lock
@@ -124,19 +124,6 @@ def expire_due_orders(limit: int = 500) -> int:
     return sum(1 for order_id in list(due) if expire_order(order_id))
 
 
-def persist_stale_queued(older_than_seconds: float = 30.0) -> int:
-    """The sweep's half for redis_atomic: persist accepted orders whose drain never ran."""
-    persisted = 0
-    for sale_id in Sale.objects.filter(strategy=Strategy.REDIS_ATOMIC).values_list("pk", flat=True):
-        if not stock.queued_count(sale_id):
-            continue
-        try:
-            persisted += queue.drain(sale_id, older_than_seconds=older_than_seconds)
-        except Exception:  # one sale's trouble must not hold up the others; it stays queued
-            log.exception("sweep: could not drain sale %s", sale_id)
-    return persisted
-
-
 def reset_sale(sale_id: int, stock_total: int | None = None) -> Sale:
     """Restock a sale for another run: its orders are deleted and its stock refilled.
 
@@ -146,7 +133,7 @@ def reset_sale(sale_id: int, stock_total: int | None = None) -> Sale:
     sale = Sale.objects.filter(pk=sale_id).first()
     if sale is None:
         raise NotFound(f"no sale {sale_id}")
-    if stock.queued_count(sale.pk):
+    if order_queue.queued_count(sale.pk):
         raise InvalidState("orders are still being recorded for this sale; reset once they are")
     with _item_serialized(sale), transaction.atomic():
         Order.objects.filter(sale_id=sale.pk).delete()

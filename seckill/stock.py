@@ -277,37 +277,6 @@ def return_units(sale: Sale, buyer_id: int, units: int, client: redis.Redis | No
     )
 
 
-def queued_records(sale_id: int, client: redis.Redis | None = None) -> dict[int, dict]:
-    """redis_atomic orders accepted in Redis but not yet written to the database."""
-    client = client or get_redis()
-    raw = client.hgetall(sale_keys(sale_id).queued)
-    return {int(k): json.loads(v) for k, v in raw.items()}
-
-
-def queued_count(sale_id: int, client: redis.Redis | None = None) -> int:
-    """How many redis_atomic orders of the sale wait in Redis for the database."""
-    return (client or get_redis()).hlen(sale_keys(sale_id).queued)
-
-
-def find_queued(
-    sale_ids: list[int], order_id: int, client: redis.Redis | None = None
-) -> dict | None:
-    """The queued record of ``order_id`` in any of these sales' queued hashes (one pipeline)."""
-    if not sale_ids:
-        return None
-    pipe = (client or get_redis()).pipeline(transaction=False)
-    for sale_id in sale_ids:
-        pipe.hget(sale_keys(sale_id).queued, order_id)
-    found = next((raw for raw in pipe.execute() if raw is not None), None)
-    return None if found is None else json.loads(found)
-
-
-def forget_queued(sale_id: int, order_ids: list[int], client: redis.Redis | None = None) -> None:
-    """Drop persisted orders from the sale's queued hash."""
-    if order_ids:
-        (client or get_redis()).hdel(sale_keys(sale_id).queued, *order_ids)
-
-
 def read_mirror(sale_id: int, client: redis.Redis | None = None) -> dict:
     """The mirror as plain values, for the audit, the dashboard and the reconciler."""
     client = client or get_redis()

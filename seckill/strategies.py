@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from seckill import order_queue as queue
 from seckill import stock
 from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
@@ -249,9 +250,7 @@ def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
 
 def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
     """One Lua script decides and deducts; Celery writes the order to the database later, in
-    batches (seckill.queue)."""
-    from seckill import queue  # the Celery side imports strategies' helpers
-
+    batches (seckill.order_queue)."""
     order = new_order(sale, buyer.pk, quantity, key)
     reservation = stock.reserve(sale, buyer.pk, quantity, key, order.id, queue.record_of(order))
     if reservation.status == stock.REPLAYED:

@@ -224,7 +224,7 @@ def sweep_when_stuck(rig: Rig, sale_id: int, patience: float = 30.0) -> int:
     (beat's ``seckill.sweep`` every 10 s in production; no beat runs in the rig) once; the
     number it persisted. A task lost with a dead broker connection stays unacknowledged for
     the visibility timeout, so the sweep is what writes its order."""
-    from seckill.lifecycle import persist_stale_queued
+    from seckill.order_queue import persist_stale_queued
 
     if wait_drained(rig, sale_id, patience):
         return 0

@@ -6,14 +6,14 @@ from __future__ import annotations
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
-from seckill import queue
+from seckill import order_queue
 from seckill.errors import NotFound
 from seckill.models import Order
 
 
 def owned_order(*, order_id: int, buyer: AbstractBaseUser) -> Order:
     """The buyer's order (database or still queued); someone else's is 404, not 403."""
-    order = queue.find_order(order_id)
+    order = order_queue.find_order(order_id)
     if order.buyer_id != buyer.pk:
         raise NotFound(f"no order {order_id}")
     return order

@@ -13,7 +13,7 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 
-from seckill import queue, stock
+from seckill import order_queue, stock
 from seckill.keys import sale_keys
 from seckill.leader import LeaderLease
 from seckill.models import Sale
@@ -96,7 +96,7 @@ def queued_sale(redis_client, sold: int = 3):
     """A redis_atomic sale whose orders are accepted in Redis but not persisted (no worker)."""
     sale, users = sale_with_orders("redis_atomic", sold=sold)
     assert Sale.objects.get(pk=sale.pk).stock_left == 10
-    assert len(stock.queued_records(sale.pk, redis_client)) == sold
+    assert len(order_queue.queued_records(sale.pk, redis_client)) == sold
     return sale, users
 
 
@@ -112,14 +112,14 @@ def test_redis_atomic_expected_stock_accounts_for_queued_units(redis_client):
     assert redis_client.get(keys.stock) == b"7"
     # queued buyers count against the limit even though the database does not know them yet
     assert stock.read_mirror(sale.pk, redis_client)["buyers"] == {u.pk: 1 for u in users}
-    assert len(stock.queued_records(sale.pk, redis_client)) == 3  # queued records untouched
+    assert len(order_queue.queued_records(sale.pk, redis_client)) == 3  # queued records untouched
 
 
 def test_redis_atomic_order_persisted_but_still_queued_counts_once(redis_client):
     sale, _ = queued_sale(redis_client)
     keys = sale_keys(sale.pk)
-    order_id, record = next(iter(stock.queued_records(sale.pk, redis_client).items()))
-    queue.persist(record)  # the database has it now: stock_left 9
+    order_id, record = next(iter(order_queue.queued_records(sale.pk, redis_client).items()))
+    order_queue.persist_batch(sale.pk, [record])  # the database has it now: stock_left 9
     # ...and the worker has not yet removed it from the queued hash
     redis_client.hset(keys.queued, order_id, json.dumps(record))
     seen = observe(sale, redis_client)
@@ -262,8 +262,7 @@ def test_reconciling_during_a_crowd_never_oversells(strategy, redis_client, sett
     @guarded
     def persist_worker():
         while not done.is_set():
-            for record in stock.queued_records(sale.pk).values():
-                queue.persist(record)
+            order_queue.drain(sale.pk)
             time.sleep(0.005)
 
     @guarded
@@ -285,8 +284,7 @@ def test_reconciling_during_a_crowd_never_oversells(strategy, redis_client, sett
     for t in helpers:
         t.join()
     assert not errors, errors
-    for record in stock.queued_records(sale.pk, redis_client).values():
-        queue.persist(record)
+    order_queue.drain(sale.pk)
 
     assert len(accepted) <= total
     reconcile(sale.pk, settle=0)
