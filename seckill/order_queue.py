@@ -223,11 +223,29 @@ def _accepted_at(order_id: int) -> float:
     return parse_order_id(order_id).timestamp_ms / 1000
 
 
+def sales_with_keys() -> list[int]:
+    """redis_atomic sales whose Redis keys may still exist: every key of a sale expires
+    ``KEY_GRACE`` after it ends, so an older sale has nothing queued."""
+    recent = Sale.objects.filter(
+        strategy=Strategy.REDIS_ATOMIC, ends_at__gt=timezone.now() - stock.KEY_GRACE
+    )
+    return list(recent.values_list("pk", flat=True))
+
+
 def persist_stale_queued(older_than_seconds: float = 30.0) -> int:
-    """The sweep's half for redis_atomic: persist accepted orders whose drain never ran."""
+    """The sweep's half for redis_atomic: persist accepted orders whose drain never ran.
+
+    Runs every few seconds, so its cost follows the live sales only: one indexed query and one
+    pipelined HLEN for the sales whose keys may still exist, then a drain of the non-empty ones."""
+    sale_ids = sales_with_keys()
+    if not sale_ids:
+        return 0
+    pipe = get_redis().pipeline(transaction=False)
+    for sale_id in sale_ids:
+        pipe.hlen(sale_keys(sale_id).queued)
     persisted = 0
-    for sale_id in Sale.objects.filter(strategy=Strategy.REDIS_ATOMIC).values_list("pk", flat=True):
-        if not queued_count(sale_id):
+    for sale_id, waiting in zip(sale_ids, pipe.execute(), strict=True):
+        if not waiting:
             continue
         try:
             persisted += drain(sale_id, older_than_seconds=older_than_seconds)
@@ -245,14 +263,13 @@ def find_in_sale(sale_id: int, order_id: int) -> Order | None:
 def find_order(order_id: int) -> Order:
     """An order by id: from the database, else still queued in Redis (``order.queued``).
 
-    A queued order is looked for in the queued hash of every sale whose Redis keys may still
-    exist, in one pipeline: sales are few, and this runs only for an order the database does
-    not have (yet), so no per-order index has to be written on the hot path.
+    A queued order is looked for in the queued hash of every redis_atomic sale whose Redis keys
+    may still exist, in one pipeline: sales are few, and this runs only for an order the
+    database does not have (yet), so no per-order index has to be written on the hot path.
     """
     order = find_persisted(order_id)
     if order is None:
-        recent = Sale.objects.filter(ends_at__gt=timezone.now() - stock.KEY_GRACE)
-        order = _queued_or_persisted(list(recent.values_list("pk", flat=True)), order_id)
+        order = _queued_or_persisted(sales_with_keys(), order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
     return order

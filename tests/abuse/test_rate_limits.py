@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-import redis
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
@@ -37,22 +36,9 @@ def rates(settings):
 
 
 @pytest.fixture
-def throttle_round_trips(monkeypatch) -> list[bytes]:
-    """The packets this process sends to Redis that name a throttle key. A packet is one round
-    trip (a pipeline's commands go out as one packet too), so this counts round trips, whatever
-    the client API used to make them."""
-    sent: list[bytes] = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def spy(self, command, check_health=True):
-        chunks = [command] if isinstance(command, str | bytes) else command
-        packet = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
-        if b"throttle:" in packet:
-            sent.append(packet)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
-    return sent
+def throttle_round_trips(redis_round_trips) -> list[bytes]:
+    """The round trips to Redis that name a throttle key (tests/conftest.py)."""
+    return redis_round_trips(b"throttle:")
 
 
 def order(client, sale, addr: str = "10.0.0.1"):

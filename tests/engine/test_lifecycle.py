@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from seckill import lifecycle, order_queue, stock, tasks
 from seckill.errors import InvalidState, NotFound
+from seckill.keys import sale_keys
 from seckill.models import Order, OrderStatus, Sale
 from seckill.placement import place_order
 from tests.engine.factories import make_sale
@@ -146,6 +147,22 @@ def test_sweep_persists_orders_whose_drain_was_lost(redis_client, persist_tasks_
     assert order_queue.persist_stale_queued(older_than_seconds=0) == 1
     assert Order.objects.filter(pk=placement.order.id).exists()
     assert Sale.objects.get(pk=sale.pk).stock_left == 4
+
+
+def test_sweep_costs_one_round_trip_however_many_sales_ended_long_ago(
+    redis_client, persist_tasks_held, redis_round_trips
+):
+    """The sweep (every 10 s) looks at the queued hashes of the sales whose keys may still
+    exist, in one pipeline: ended sales pile up over time, its cost must not."""
+    live = make_sale(stock=5, strategy="redis_atomic")
+    placement = place_order(live.pk, buyer(), 1)  # its drain request is held: lost
+    gone = timedelta(days=-3) - stock.KEY_GRACE
+    old = [make_sale(strategy="redis_atomic", starts_in=gone) for _ in range(20)]
+    looks = redis_round_trips(b"HLEN")
+    assert order_queue.persist_stale_queued(older_than_seconds=0) == 1
+    assert Order.objects.filter(pk=placement.order.id).exists()
+    assert len(looks) == 1 and sale_keys(live.pk).queued.encode() in looks[0]
+    assert not any(sale_keys(sale.pk).queued.encode() in looks[0] for sale in old)
 
 
 def test_an_order_accepted_during_a_drain_asks_for_the_next(
