@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import report
-from loadtest.runner import LoadShape, audit, prepare, run_locust, run_wrk
+from loadtest.preflight import PreflightError, preflight
+from loadtest.progress import Progress
+from loadtest.runner import LoadShape, audit, prepare, run_locust, run_wrk, seconds
 from loadtest.scenarios import SCENARIOS
 from loadtest.server import ROOT, Stack, server_env
+from loadtest.verdict import verdict_line
 
 STRATEGIES = ["unsafe", "naive_lock", "lock", "lock_fenced", "redis_atomic", "db_row_lock"]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -80,7 +83,14 @@ def phase(
         f"  {strategy:<13} {scenario:<7} sale {sale_id}: {shape.users} users, {shape.duration}",
         flush=True,
     )
-    load = run_locust(stack.url, locust_data, scenario, shape, results)
+    progress = Progress(
+        results=results, redis_url=env["REDIS_URL"], sale_id=sale_id, stock=data["stock"]
+    )
+    try:
+        load = run_locust(stack.url, locust_data, scenario, shape, results, progress.tick)
+    finally:
+        progress.close()
+    print(f"    auditing sale {sale_id}", flush=True)
     verdict = audit(env, sale_id, results)
     return {"strategy": strategy, "scenario": scenario, **load, "audit": verdict}
 
@@ -148,7 +158,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(report.markdown(report.endpoint_table(result)))
     print(f"\nanswers: {result['answers']}; accepted/s {result['accepted_rps']:.1f}")
     print(f"results in {out}")
-    return 0 if result["audit"]["clean"] or args.strategy not in report.SAFE else 1
+    passed, line = verdict_line([result])
+    print(line)
+    return 0 if passed else 1
 
 
 def ceiling(
@@ -275,52 +287,117 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print()
     print(path.read_text())
     print(f"report: {path} and {out / 'report.html'}")
-    safe = [
-        p
-        for part in ("teaching", "flash", "ceiling_audit")
-        for p in result.get(part, [])
-        if p["strategy"] in report.SAFE
-    ]
-    return 0 if all(p["audit"]["clean"] for p in safe) else 1
+    phases = [p for part in ("teaching", "flash", "ceiling_audit") for p in result.get(part, [])]
+    passed, line = verdict_line(phases)
+    print(line)
+    return 0 if passed else 1
+
+
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless the help already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS:
+            return text
+        if "default" in text:
+            return text
+        shown = " ".join(default) if isinstance(default, list) else default
+        return f"{text} (default: {shown})".replace("%", "%%")
+
+
+class RawDescriptionWithDefaults(HelpWithDefaults, argparse.RawDescriptionHelpFormatter):
+    """The module docstring's layout kept, as the top-level description."""
+
+
+def duration(text: str) -> str:
+    """An argparse type: a duration such as 30s, 2m, 1m30s (kept as written)."""
+    try:
+        seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="python -m loadtest", description=__doc__, formatter_class=RawDescriptionWithDefaults
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,compare}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--users", type=int, default=2000)
-    common.add_argument("--stock", type=int, default=500)
-    common.add_argument("--duration", default="30s", help="e.g. 30s, 2m")
-    common.add_argument("--spawn-rate", type=float, help="users/s (default: all in ~2 s)")
-    common.add_argument("--processes", type=int, default=1, help="Locust processes")
-    common.add_argument("--database-url", help="default: PostgreSQL seckill_load, else SQLite")
-    common.add_argument("--redis-url", help="default: a private redis-server for the run")
-    common.add_argument("--web-workers", type=int, default=6)
-    common.add_argument("--web-threads", type=int, default=4)
-    common.add_argument("--celery-concurrency", type=int, default=8)
-    common.add_argument("--out", type=Path, help="default: reports/<command>-<time>")
+    add = common.add_argument
+    add("--users", type=int, default=2000, help="buyers in the crowd (Locust users)")
+    add("--stock", type=int, default=500, help="units on sale")
+    add("--duration", type=duration, default="30s", help="measured window, e.g. 30s, 2m")
+    add("--spawn-rate", type=float, help="arriving users per second (default: all in ~2 s)")
+    add("--processes", type=int, default=1, help="Locust processes generating the load")
+    add(
+        "--database-url",
+        help="database for the run; must exist (default: PostgreSQL seckill_load on "
+        "127.0.0.1:5432, created when missing, else SQLite in the output directory)",
+    )
+    add("--redis-url", help="Redis for the run (default: a private redis-server for the run)")
+    add("--web-workers", type=int, default=6, help="gunicorn worker processes")
+    add("--web-threads", type=int, default=4, help="threads per gunicorn worker")
+    add("--celery-concurrency", type=int, default=8, help="Celery worker processes")
+    add("--out", type=Path, help="output directory (default: reports/<command>-<time>)")
 
-    run = sub.add_parser("run", parents=[common], help="one strategy, one scenario")
-    run.add_argument("--strategy", choices=STRATEGIES, default="lock")
-    run.add_argument("--scenario", choices=sorted(SCENARIOS), default="flash")
-    run.add_argument("--per-user-limit", type=int, default=1)
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="one strategy, one scenario",
+        description="One strategy, one scenario: progress every second, the audit, one "
+        "PASS/FAIL line. Exit 0 on PASS, 1 on FAIL, 2 when a prerequisite is missing.",
+        formatter_class=HelpWithDefaults,
+    )
+    run.add_argument("--strategy", choices=STRATEGIES, default="lock", help="how orders are placed")
+    run.add_argument(
+        "--scenario", choices=sorted(SCENARIOS), default="flash", help="the crowd's behaviour"
+    )
+    run.add_argument("--per-user-limit", type=int, default=1, help="units one buyer may hold")
     run.add_argument(
         "--delay",
         type=float,
         default=0.0,
-        help="SECKILL_CRITICAL_SECTION_DELAY in seconds (fault injection)",
+        help="seconds to pause inside the critical section (SECKILL_CRITICAL_SECTION_DELAY): "
+        "widens the race the unsafe strategies lose",
     )
-    run.add_argument("--naive-ttl", type=float, default=None, help="SECKILL_NAIVE_LOCK_TTL")
+    run.add_argument(
+        "--naive-ttl",
+        type=float,
+        default=None,
+        help="naive_lock's lease in seconds (SECKILL_NAIVE_LOCK_TTL; default: the app's own)",
+    )
     run.set_defaults(func=cmd_run)
 
-    cmp_ = sub.add_parser("compare", parents=[common], help="every strategy, one report")
-    cmp_.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=STRATEGIES)
-    cmp_.add_argument("--scenario", choices=sorted(SCENARIOS), default="mixed")
-    cmp_.add_argument("--delay", type=float, default=0.02)
-    cmp_.add_argument("--naive-ttl", type=float, default=0.005)
-    cmp_.add_argument("--flash-duration", default="15s")
-    cmp_.add_argument("--ceiling-users", type=int, default=64)
-    cmp_.add_argument("--ceiling-duration", default="15s")
+    cmp_ = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="every strategy, one report",
+        description="Every strategy under the same teaching scenario, then the flash crowd "
+        "and the hot-item ceiling; a Markdown + HTML report and one PASS/FAIL line.",
+        formatter_class=HelpWithDefaults,
+    )
+    cmp_.add_argument(
+        "--strategies", nargs="+", choices=STRATEGIES, default=STRATEGIES, help="which to run"
+    )
+    cmp_.add_argument(
+        "--scenario", choices=sorted(SCENARIOS), default="mixed", help="the teaching run's crowd"
+    )
+    cmp_.add_argument(
+        "--delay", type=float, default=0.02, help="teaching run's critical-section pause (s)"
+    )
+    cmp_.add_argument("--naive-ttl", type=float, default=0.005, help="naive_lock's lease (s)")
+    cmp_.add_argument(
+        "--flash-duration", type=duration, default="15s", help="each flash-crowd window"
+    )
+    cmp_.add_argument(
+        "--ceiling-users", type=int, default=64, help="connections for the hot-item ceiling"
+    )
+    cmp_.add_argument(
+        "--ceiling-duration", type=duration, default="15s", help="each ceiling window"
+    )
     cmp_.add_argument(
         "--no-performance",
         action="store_true",
@@ -330,12 +407,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_prerequisites(args: argparse.Namespace) -> bool:
+    """Locust, the database and Redis, before any buyer is made or server started."""
+    try:
+        found = preflight(database_url=args.database_url, redis_url=args.redis_url)
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    print(f"prerequisites: {'; '.join(found)}", flush=True)
+    return True
+
+
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds the with-blocks: servers and generators stopped
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if not check_prerequisites(args):
+        return 2
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return args.func(args)
 

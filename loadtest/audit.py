@@ -93,7 +93,19 @@ def project_audit(sale_id: int) -> dict[str, Any]:
         return {"available": True, "ok": None, "detail": f"{type(exc).__name__}: {exc}"}
     sale = next((s for s in result.get("sales", []) if s.get("sale_id") == sale_id), None) or {}
     codes = sorted({v.get("code", "?") for v in sale.get("violations", [])})
-    return {"available": True, "ok": bool(result.get("ok")), "violations": codes, "sale": sale}
+    unbounded = [
+        key
+        for warning in sale.get("warnings", [])
+        if warning.get("code") == "key_without_ttl"
+        for key in warning.get("keys", [])
+    ]
+    return {
+        "available": True,
+        "ok": bool(result.get("ok")),
+        "violations": codes,
+        "keys_without_ttl": unbounded,
+        "sale": sale,
+    }
 
 
 def count(sale_id: int, records: list[dict]) -> dict[str, Any]:
@@ -143,6 +155,20 @@ def count(sale_id: int, records: list[dict]) -> dict[str, Any]:
     }
 
 
+def is_clean(verdict: dict[str, Any]) -> bool:
+    """The run's verdict: our own counts, settled and drained, and no sale key left forever."""
+    return (
+        verdict["oversold"] == 0
+        and verdict["duplicates"] == 0
+        and verdict["limit_violations"] == 0
+        and verdict["lost_orders"] == 0
+        and verdict["conserved"]
+        and verdict["queued_left"] == 0
+        and verdict["settled"]
+        and not verdict["keys_without_ttl"]
+    )
+
+
 def audit_sale(sale_id: int, results: Path, drain_timeout: float = 60.0) -> dict[str, Any]:
     """Drain, count, ask the project's audit.
 
@@ -156,15 +182,9 @@ def audit_sale(sale_id: int, results: Path, drain_timeout: float = 60.0) -> dict
     verdict["queued_left"] = left
     verdict["settled"] = quiet
     verdict["project_audit"] = project_audit(sale_id)
-    verdict["clean"] = (
-        verdict["oversold"] == 0
-        and verdict["duplicates"] == 0
-        and verdict["limit_violations"] == 0
-        and verdict["lost_orders"] == 0
-        and verdict["conserved"]
-        and left == 0
-        and quiet
-    )
+    # A sale key that never expires is a leak on a shared Redis: it fails the run too.
+    verdict["keys_without_ttl"] = verdict["project_audit"].get("keys_without_ttl", [])
+    verdict["clean"] = is_clean(verdict)
     return verdict
 
 

@@ -56,7 +56,9 @@ def _accepted_log():
     global _accepted_file
     if _accepted_file is None:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        _accepted_file = open(RESULTS / f"accepted-{os.getpid()}.jsonl", "a")  # noqa: SIM115
+        # line-buffered: the runner's progress line counts the accepted answers as they come
+        path = RESULTS / f"accepted-{os.getpid()}.jsonl"
+        _accepted_file = open(path, "a", buffering=1)  # noqa: SIM115
     return _accepted_file
 
 

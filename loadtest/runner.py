@@ -15,7 +15,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,8 +144,10 @@ def run_locust(
     scenario: str,
     shape: LoadShape,
     results: Path,
+    progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Locust headless against ``url``; bounded by ``--run-time`` and by a hard timeout."""
+    """Locust headless against ``url``; bounded by ``--run-time`` and by a hard timeout.
+    ``progress(elapsed_seconds)`` is called about once a second while it runs."""
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise ValueError(f"load only ever targets loopback, not {url}")
     results.mkdir(parents=True, exist_ok=True)
@@ -170,6 +174,7 @@ def run_locust(
         "0",
         "--csv",
         str(results / "locust"),
+        "--csv-full-history",  # per-endpoint figures every second, for the progress line
         "--only-summary",
         "--loglevel",
         "WARNING",
@@ -188,10 +193,15 @@ def run_locust(
         "LOADTEST_GREEDY_CONNECTIONS": str(shape.greedy_connections),
     }
     proc = start_group(cmd, env, results / "locust.log")
+    started = time.monotonic()
+    rc = None
     try:
-        rc = proc.wait(timeout=run_time + 90)
-    except subprocess.TimeoutExpired:
-        rc = None
+        while rc is None and time.monotonic() - started < run_time + 90:
+            try:
+                rc = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                if progress:
+                    progress(time.monotonic() - started)
     finally:
         stop_group(proc)
     stats_csv = results / "locust_stats.csv"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
+from seckill import probes
 from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.lock import Lock, NaiveLock
@@ -13,14 +12,18 @@ from seckill.models import Sale, Strategy
 def item_lock(sale_id: int, *, watchdog: bool = True) -> Lock:
     """The safe lock: token-owned, fenced, renewed by a watchdog while the holder lives."""
     return Lock(
-        get_redis(), sale_keys(sale_id).lock, ttl=settings.SECKILL_LOCK_TTL, watchdog=watchdog
+        get_redis(),
+        sale_keys(sale_id).lock,
+        ttl=probes.setting("SECKILL_LOCK_TTL"),
+        # The lab's stalled holder renews nothing, as a frozen process would not.
+        watchdog=watchdog and probes.setting("SECKILL_LOCK_WATCHDOG", True),
     )
 
 
 def naive_item_lock(sale_id: int) -> NaiveLock:
     """The tutorial lock (SETNX, EXPIRE, DEL) that strategy naive_lock uses to show its failure."""
     return NaiveLock(
-        get_redis(), sale_keys(sale_id).naive_lock, ttl=settings.SECKILL_NAIVE_LOCK_TTL
+        get_redis(), sale_keys(sale_id).naive_lock, ttl=probes.setting("SECKILL_NAIVE_LOCK_TTL")
     )
 
 

@@ -22,7 +22,9 @@ from seckill.models import SaleStatus
 from seckill.sale_cache import sale_definition
 from seckill.strategies import CHECK_REPLAYS_INSIDE, STRATEGIES, Placement, replayed
 
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+IDEMPOTENCY_KEY_MAX_LENGTH = 64
+# Also the OpenAPI schema's pattern for the header (seckill.api.views): keep it ECMA-compatible.
+IDEMPOTENCY_KEY = re.compile(rf"^[A-Za-z0-9._:\-]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$")
 MAX_QUANTITY = 1000
 
 
@@ -56,9 +58,10 @@ def clean_quantity(quantity: object) -> int:
 def clean_idempotency_key(key: str | None) -> str:
     if not key:
         return ""
-    if not IDEMPOTENCY_KEY.match(key):
+    if not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidRequest(
-            "Idempotency-Key must be 1-64 characters of letters, digits and . _ : -"
+            f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} characters of letters,"
+            " digits and . _ : -"
         )
     return key
 

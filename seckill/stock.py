@@ -63,11 +63,10 @@ if stock <= 0 then
   redis.call('SET', KEYS[2], 1)
   redis.call('EXPIREAT', KEYS[2], expire_at)
 end
-local fence_floor = tonumber(ARGV[3])
-if tonumber(redis.call('GET', KEYS[4]) or '0') < fence_floor then
-  redis.call('SET', KEYS[4], fence_floor)
-end
-redis.call('EXPIREAT', KEYS[4], expire_at)
+-- The fence is written even at 0, so that the lock's INCR finds a key with a TTL (INCR on a
+-- missing key would make one that never expires).
+local fence = math.max(tonumber(redis.call('GET', KEYS[4]) or '0'), tonumber(ARGV[3]))
+redis.call('SET', KEYS[4], fence, 'EXAT', expire_at)
 return 1
 """
 
@@ -87,6 +86,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local stock = redis.call('DECRBY', KEYS[1], ARGV[2])
 local bought = redis.call('HINCRBY', KEYS[3], ARGV[1], ARGV[2])
 if bought <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+redis.call('EXPIREAT', KEYS[3], ARGV[3])  -- the first buyer's HINCRBY made the hash
 if stock <= 0 then
   redis.call('SET', KEYS[2], 1)
   redis.call('EXPIREAT', KEYS[2], ARGV[3])

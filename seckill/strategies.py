@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from seckill import order_queue as queue
-from seckill import stock
+from seckill import probes, stock
 from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
 from seckill.lock import LockNotOwnedError
@@ -49,7 +49,7 @@ class Placement:
 
 def critical_section_pause() -> None:
     """Fault injection: widen the race window between reading and writing the stock."""
-    delay = settings.SECKILL_CRITICAL_SECTION_DELAY
+    delay = probes.setting("SECKILL_CRITICAL_SECTION_DELAY")
     if delay:
         time.sleep(delay)
 
@@ -160,6 +160,7 @@ def read_modify_write(
     With ``fence``, the write only lands if no newer lock holder has written (lock_fenced).
     """
     stock_left, held = stock_and_holding(sale.pk, buyer_id)
+    probes.point("read", stock_left=stock_left)
     check_can_buy(sale, stock_left, held, quantity)
     critical_section_pause()
     new_left = stock_left - quantity
@@ -173,6 +174,7 @@ def read_modify_write(
         elif not rows.filter(last_fence__lt=fence).update(stock_left=new_left, last_fence=fence):
             raise StaleFence()
         order.save(force_insert=True)
+    probes.point("wrote")
     stock.mirror_sold(sale, buyer_id, quantity)
     return order
 
@@ -196,6 +198,7 @@ def _place_holding(
         raise Busy(retry_after=1)
     waited_ms = (time.perf_counter() - started) * 1000
     fence = lock.fence if fenced else None
+    probes.point("entered", fence=lock.fence, lock_wait_ms=waited_ms)
     try:
         earlier = find_replay(sale, buyer.pk, key)
         if earlier is not None:
@@ -204,6 +207,7 @@ def _place_holding(
             sale, buyer.pk, quantity, key, fence=fence, lock_wait_ms=waited_ms
         )
     finally:
+        probes.point("released")  # before: the release hands the lock to the next waiter
         try:
             lock.release()
         except LockNotOwnedError:
@@ -235,15 +239,18 @@ def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
         return replay
     with transaction.atomic():
         locked = Sale.objects.select_for_update().get(pk=sale.pk)
+        probes.point("entered")
         replay = replayed(sale, buyer.pk, key)
         if replay is not None:
             return replay
+        probes.point("read", stock_left=locked.stock_left)
         check_can_buy(locked, locked.stock_left, units_held(sale.pk, buyer.pk), quantity)
         critical_section_pause()
         locked.stock_left -= quantity
         locked.save(update_fields=["stock_left"])
         order = new_order(sale, buyer.pk, quantity, key)
         order.save(force_insert=True)
+    probes.point("wrote")
     stock.mirror_sold(sale, buyer.pk, quantity)
     return Placement(order, created=True)
 

@@ -37,8 +37,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files: docs work offline
     "shop",
     "seckill",
+    "seckill.lab",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +140,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# A styled page (JSON under /api/) instead of Django's bare CSRF failure page.
+CSRF_FAILURE_VIEW = "shop.error_views.csrf_failure"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -183,6 +187,10 @@ SPECTACULAR_SETTINGS = {
     '{"error": {"code", "message"}}; order ids are strings.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Served from our own static files, never a CDN: /api/docs/ works offline and under a CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Production hardening, on whenever DEBUG is off (HTTPS=0 for plain-HTTP deployments).

@@ -84,12 +84,28 @@ class IdPartsSerializer(serializers.Serializer):
     sequence = serializers.IntegerField()
 
 
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="stable, machine-readable: see the README's list")
+    message = serializers.CharField(help_text="for people; wording may change")
+    fields = serializers.DictField(
+        required=False, help_text="400 invalid only: the offending fields and what is wrong"
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the whole API (seckill.api.errors)."""
+
+    error = ErrorDetailSerializer()
+
+
 class OrderSerializer(serializers.ModelSerializer):
     order_id = serializers.CharField(source="id", read_only=True)
     sale_id = serializers.IntegerField(read_only=True)
     total = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
     persisted = serializers.SerializerMethodField()
     id_parts = serializers.SerializerMethodField()
+    # null in a 202: a queued redis_atomic order has no database row (nor timestamp) yet
+    created_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = Order

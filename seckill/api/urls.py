@@ -1,6 +1,6 @@
 from django.urls import path
 
-from seckill.api import views
+from seckill.api import lab_views, views
 
 app_name = "api"
 
@@ -18,4 +18,7 @@ urlpatterns = [
     path("orders/<str:order_id>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<str:order_id>/pay/", views.PayOrderView.as_view(), name="order-pay"),
     path("orders/<str:order_id>/cancel/", views.CancelOrderView.as_view(), name="order-cancel"),
+    path("lab/runs/", lab_views.RunListView.as_view(), name="lab-runs"),
+    path("lab/runs/<int:pk>/", lab_views.RunDetailView.as_view(), name="lab-run"),
+    path("lab/runs/<int:pk>/stop/", lab_views.RunStopView.as_view(), name="lab-run-stop"),
 ]

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from seckill import accounts, lifecycle, purchase_token
 from seckill.api.serializers import (
     CredentialsSerializer,
+    ErrorSerializer,
     OrderSerializer,
     PlaceOrderSerializer,
     PurchaseTokenSerializer,
@@ -23,11 +24,17 @@ from seckill.api.serializers import (
 from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles
 from seckill.errors import NotFound
 from seckill.models import Sale
-from seckill.placement import place_order
+from seckill.placement import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LENGTH, place_order
 from seckill.selectors.orders import orders_of, owned_order
 from seckill.selectors.sales import get_sale, listed_sales
 
-ERROR = OpenApiResponse(description='{"error": {"code": "...", "message": "..."}}')
+ERROR = OpenApiResponse(ErrorSerializer, description='{"error": {"code": "...", "message": "..."}}')
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
+    "pattern": IDEMPOTENCY_KEY.pattern,
+}
 MAX_ORDER_ID = 2**63 - 1
 
 
@@ -114,7 +121,7 @@ class PlaceOrderView(APIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                IDEMPOTENCY_KEY_SCHEMA,
                 OpenApiParameter.HEADER,
                 description="Replaying a key returns the first order instead of placing another. "
                 "Keys are scoped to the sale: the same key on another sale is a new request.",
@@ -132,6 +139,7 @@ class PlaceOrderView(APIView):
             202: OrderSerializer,
             200: OrderSerializer,
             400: ERROR,
+            401: ERROR,
             403: ERROR,
             404: ERROR,
             409: ERROR,

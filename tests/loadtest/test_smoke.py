@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from loadtest.progress import Progress
 from loadtest.runner import LoadShape, audit, prepare, run_locust
 from loadtest.scenarios import ORDER
 from loadtest.server import Stack, server_env
@@ -36,6 +37,10 @@ def test_flash_crowd_sells_exactly_the_stock(redis_client, tmp_path):
         for strategy in STRATEGIES:
             sale_id = data["sales"][strategy]
             results = tmp_path / strategy
+            progress = Progress(
+                results=results, redis_url=TEST_REDIS_URL, sale_id=sale_id, stock=STOCK
+            )
+            lines: list[str] = []
             load = run_locust(
                 stack.url,
                 {
@@ -47,7 +52,9 @@ def test_flash_crowd_sells_exactly_the_stock(redis_client, tmp_path):
                 "flash",
                 shape,
                 results,
+                lambda elapsed: lines.append(progress.line(elapsed)),  # noqa: B023
             )
+            progress.close()
             verdict = audit(env, sale_id, results, drain_timeout=30)
 
             summary = json.dumps({"answers": load["answers"], "audit": verdict}, indent=1)
@@ -55,6 +62,10 @@ def test_flash_crowd_sells_exactly_the_stock(redis_client, tmp_path):
             assert load["accepted"] == STOCK, summary
             assert verdict["units_sold"] == STOCK, summary
             assert verdict["clean"], summary
+            # a progress line about every second of the window, the last one with the sale done
+            assert len(lines) >= 5, lines
+            assert f"accepted {STOCK:>6}  sold {STOCK}/{STOCK}  p99 " in lines[-1], lines
+            assert int(lines[-1].split("requests")[1].split()[0]) >= STOCK, lines
             project = verdict["project_audit"]  # seckill.audit, when it exists
             if project.get("available"):
                 assert project["sale"].get("oversold", 0) == 0, summary
