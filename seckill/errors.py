@@ -7,6 +7,11 @@ Services raise these; the API's exception handler and the browser views turn the
 from __future__ import annotations
 
 
+def error_body(code: str, message: str, **extra) -> dict:
+    """The one error shape of every JSON answer: the API's and Django's own error views'."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
 class SeckillError(Exception):
     code = "error"
     status = 400

@@ -170,7 +170,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "seckill.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "seckill.api.exception_handler.api_exception_handler",
     # GCRA in Redis (seckill.rate_limit): N/period = a burst of N, then one per period/N.
     # Redis down: fail open to a per-process limiter of the same rate (never a 500).
     "DEFAULT_THROTTLE_RATES": {

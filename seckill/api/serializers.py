@@ -93,7 +93,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The one error shape of the whole API (seckill.api.errors)."""
+    """The one error shape of the whole API (seckill.errors.error_body)."""
 
     error = ErrorDetailSerializer()
 
