@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from seckill import order_queue, stock
 from seckill.errors import Busy, InvalidState, NotFound, StaleFence
+from seckill.item_locks import placement_lock
 from seckill.lock import LockNotOwnedError
-from seckill.locking import placement_lock
 from seckill.models import Order, OrderStatus, Sale, Strategy
 from seckill.selectors.orders import owned_order
 

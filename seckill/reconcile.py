@@ -46,10 +46,10 @@ from django.utils import timezone
 from seckill import stock
 from seckill.infrastructure.lua import registered_script
 from seckill.infrastructure.redis_client import get_redis
+from seckill.item_locks import placement_lock
 from seckill.keys import sale_keys
 from seckill.leader import LeaderLease, run_as_leader
 from seckill.lock import LockNotOwnedError, LockUnavailableError
-from seckill.locking import placement_lock
 from seckill.models import Order, Sale
 
 log = logging.getLogger(__name__)

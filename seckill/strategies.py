@@ -27,8 +27,8 @@ from seckill import order_queue as queue
 from seckill import probes, stock
 from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
+from seckill.item_locks import item_lock, naive_item_lock
 from seckill.lock import LockNotOwnedError
-from seckill.locking import item_lock, naive_item_lock
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
 
 log = logging.getLogger(__name__)

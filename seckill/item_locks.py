@@ -1,4 +1,4 @@
-"""The per-item locks of a sale, built from settings."""
+"""The per-item locks of a sale (built from settings on the lock library, seckill.lock)."""
 
 from __future__ import annotations
 
