@@ -14,6 +14,8 @@ from django.conf import settings
 from idgen import ParsedId, Snowflake
 from seckill.infrastructure.redis_client import get_redis
 
+MAX_ORDER_ID = 2**63 - 1  # ids are positive signed 64-bit integers (a BIGINT primary key)
+
 _lock = threading.Lock()
 _generator: Snowflake | None = None
 _owner_pid: int | None = None

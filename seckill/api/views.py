@@ -23,6 +23,7 @@ from seckill.api.serializers import (
 )
 from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles
 from seckill.errors import NotFound
+from seckill.ids import MAX_ORDER_ID
 from seckill.models import Sale
 from seckill.placement import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LENGTH, place_order
 from seckill.selectors.orders import orders_of, owned_order
@@ -35,7 +36,6 @@ IDEMPOTENCY_KEY_SCHEMA = {
     "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
     "pattern": IDEMPOTENCY_KEY.pattern,
 }
-MAX_ORDER_ID = 2**63 - 1
 
 
 class IsStaffOrReadOnly(permissions.BasePermission):
@@ -45,8 +45,9 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return bool(request.user and request.user.is_staff)
 
 
-def parse_order_id(raw: str) -> int:
-    """Order ids travel as strings; anything that is not one of ours is simply not found."""
+def order_id_or_404(raw: str) -> int:
+    """The order id in a URL (ids travel as strings); anything that is not one of ours is
+    simply not found. Not ``seckill.ids.parse_order_id``, which splits an id into its parts."""
     if not raw.isdigit() or not 0 < int(raw) <= MAX_ORDER_ID:
         raise NotFound(f"no order {raw[:40]}")
     return int(raw)
@@ -193,7 +194,7 @@ class OrderDetailView(APIView):
 
     @extend_schema(responses={200: OrderSerializer, 404: ERROR})
     def get(self, request: Request, order_id: str) -> Response:
-        order = owned_order(order_id=parse_order_id(order_id), buyer=request.user)
+        order = owned_order(order_id=order_id_or_404(order_id), buyer=request.user)
         return Response(OrderSerializer(order).data)
 
 
@@ -202,7 +203,7 @@ class PayOrderView(APIView):
 
     @extend_schema(request=None, responses={200: OrderSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, order_id: str) -> Response:
-        order = lifecycle.pay_order(parse_order_id(order_id), request.user)
+        order = lifecycle.pay_order(order_id_or_404(order_id), request.user)
         return Response(OrderSerializer(order).data)
 
 
@@ -211,5 +212,5 @@ class CancelOrderView(APIView):
 
     @extend_schema(request=None, responses={200: OrderSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, order_id: str) -> Response:
-        order = lifecycle.cancel_order(parse_order_id(order_id), request.user)
+        order = lifecycle.cancel_order(order_id_or_404(order_id), request.user)
         return Response(OrderSerializer(order).data)
