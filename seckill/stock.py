@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import IntEnum
 
 import redis
 from django.db.models import Sum
@@ -229,14 +230,31 @@ def mirror_sold(sale: Sale, buyer_id: int, units: int, client: redis.Redis | Non
 DRAIN_FLAG_TTL_MS = 5000
 
 
+class ReservationStatus(IntEnum):
+    """The reserve script's verdict (its first reply, an integer)."""
+
+    SOLD_OUT = 0
+    RESERVED = 1
+    REPLAYED = 2  # an earlier order holds this Idempotency-Key
+    MISSING = -1  # the mirror is missing: load it, then ask again
+    LIMIT = -2  # the buyer's per-sale limit
+
+
+# The verdicts by their short names, as the strategies read them.
+RESERVED, REPLAYED, SOLD_OUT, MISSING, LIMIT = (
+    ReservationStatus.RESERVED,
+    ReservationStatus.REPLAYED,
+    ReservationStatus.SOLD_OUT,
+    ReservationStatus.MISSING,
+    ReservationStatus.LIMIT,
+)
+
+
 @dataclass(frozen=True)
 class Reservation:
-    status: int
+    status: ReservationStatus
     order_id: int | None
     drain_due: bool = False  # accepted, and no drain of the queued hash was scheduled yet
-
-
-RESERVED, REPLAYED, SOLD_OUT, MISSING, LIMIT = 1, 2, 0, -1, -2
 
 
 def reserve(
@@ -267,7 +285,9 @@ def reserve(
     if status == MISSING:
         load_mirror(sale, client)
         status, found, *due = run(keys=script_keys, args=args, client=client)
-    return Reservation(int(status), int(found) if found else None, bool(due and due[0]))
+    return Reservation(
+        ReservationStatus(status), int(found) if found else None, bool(due and due[0])
+    )
 
 
 def return_units(sale: Sale, buyer_id: int, units: int, client: redis.Redis | None = None) -> None:

@@ -17,6 +17,7 @@ from django.db import OperationalError, connection
 
 from seckill import order_queue, stock, tasks
 from seckill.models import Order, Sale
+from seckill.stock import ReservationStatus
 from seckill.strategies import new_order
 from tests.conftest import database_url_for_subprocesses
 from tests.engine.factories import make_sale
@@ -86,7 +87,8 @@ def test_connection_dropped_while_draining_redis_atomic(
     buyer = make_client()
     order = new_order(sale, buyer.user.pk, 1, "")
     record = order_queue.record_of(order)
-    assert stock.reserve(sale, buyer.user.pk, 1, "", order.id, record).status == stock.RESERVED
+    reservation = stock.reserve(sale, buyer.user.pk, 1, "", order.id, record)
+    assert reservation.status == ReservationStatus.RESERVED
     with pytest.raises(OperationalError):
         tasks.persist_queued.run(sale.pk)
     assert drop_connection_at_order_insert, "the fault was not injected"

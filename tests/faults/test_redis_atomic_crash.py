@@ -14,6 +14,7 @@ from django.core.management import call_command
 
 from seckill import order_queue, stock
 from seckill.models import LIVE_ORDER_STATUSES, Order, OrderStatus, Sale
+from seckill.stock import ReservationStatus
 from seckill.strategies import new_order
 from tests.conftest import empty_test_redis
 from tests.engine.factories import make_sale
@@ -25,7 +26,8 @@ def accept(sale: Sale, buyer_id: int) -> dict:
     """What place_redis_atomic does before handing the record to Celery."""
     order = new_order(sale, buyer_id, 1, "")
     record = order_queue.record_of(order)
-    assert stock.reserve(sale, buyer_id, 1, "", order.id, record).status == stock.RESERVED
+    reservation = stock.reserve(sale, buyer_id, 1, "", order.id, record)
+    assert reservation.status == ReservationStatus.RESERVED
     return record
 
 
