@@ -35,6 +35,15 @@ class NotFound(SeckillError):
 class SoldOut(SeckillError):
     code, status, default_message = "sold_out", 409, "this sale is sold out"
 
+    @classmethod
+    def with_stock(cls, stock_left: int | None) -> SoldOut:
+        """Refused for want of stock: "only N left" while some is (the buyer may buy fewer),
+        "sold out" when none is; None (the sold-out flag) is the default message: the words
+        the lock strategies' check uses too, so every strategy gives the same answer."""
+        if stock_left is None:
+            return cls()
+        return cls("sold out" if stock_left <= 0 else f"only {stock_left} left")
+
 
 class LimitReached(SeckillError):
     code, status, default_message = "limit_reached", 409, "per-buyer limit reached for this sale"

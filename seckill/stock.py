@@ -97,10 +97,12 @@ end
 return 1
 """
 
-# redis_atomic: check idempotency, stock and the per-buyer limit, then deduct, in one step.
-# Returns {status, order_id, drain_due}: status 1 accepted, 2 replay of an earlier key, 0 sold
-# out, -1 mirror missing, -2 limit reached; drain_due 1 when this accepted order found no drain
-# scheduled (the flag, KEYS[6], lives ARGV[8] ms unless a drain deletes it first).
+# redis_atomic: check idempotency, the per-buyer limit and the stock, then deduct, in one step
+# (the limit before the stock, as the lock strategies decide). Returns {status, order_id,
+# drain_due, stock_left}: status 1 accepted, 2 replay of an earlier key, 0 sold out, -1 mirror
+# missing, -2 limit reached; drain_due 1 when this accepted order found no drain scheduled (the
+# flag, KEYS[6], lives ARGV[8] ms unless a drain deletes it first); stock_left, on a refusal for
+# want of stock, the units that were left (so the buyer hears "only N left").
 RESERVE = """
 local stock_key, buyers, soldout, idem, queued = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local buyer, qty, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -113,15 +115,15 @@ if redis.call('EXISTS', soldout) == 1 then return {0, ''} end
 local stock = redis.call('GET', stock_key)
 if not stock then return {-1, ''} end
 stock = tonumber(stock)
+local bought = tonumber(redis.call('HGET', buyers, buyer) or '0')
+if bought + qty > limit then return {-2, ''} end
 if stock < qty then
   if stock <= 0 then
     redis.call('SET', soldout, 1)
     redis.call('EXPIREAT', soldout, expire_at)
   end
-  return {0, ''}
+  return {0, '', 0, math.max(stock, 0)}
 end
-local bought = tonumber(redis.call('HGET', buyers, buyer) or '0')
-if bought + qty > limit then return {-2, ''} end
 local left = redis.call('DECRBY', stock_key, qty)
 redis.call('HINCRBY', buyers, buyer, qty)
 redis.call('EXPIREAT', buyers, expire_at)
@@ -255,6 +257,7 @@ class Reservation:
     status: ReservationStatus
     order_id: int | None
     drain_due: bool = False  # accepted, and no drain of the queued hash was scheduled yet
+    stock_left: int | None = None  # refused for want of stock: the units left (None: sold out)
 
 
 def reserve(
@@ -281,12 +284,15 @@ def reserve(
         DRAIN_FLAG_TTL_MS,
     ]
     run = registered_script(RESERVE, client)
-    status, found, *due = run(keys=script_keys, args=args, client=client)
+    status, found, *rest = run(keys=script_keys, args=args, client=client)
     if status == MISSING:
         load_mirror(sale, client)
-        status, found, *due = run(keys=script_keys, args=args, client=client)
+        status, found, *rest = run(keys=script_keys, args=args, client=client)
     return Reservation(
-        ReservationStatus(status), int(found) if found else None, bool(due and due[0])
+        ReservationStatus(status),
+        int(found) if found else None,
+        drain_due=bool(rest and rest[0]),
+        stock_left=int(rest[1]) if len(rest) > 1 else None,
     )
 
 

@@ -266,7 +266,7 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
             raise Unavailable("the first order for this Idempotency-Key was lost; retry later")
         return Placement(earlier, created=False, queued=getattr(earlier, "queued", False))
     if reservation.status == stock.SOLD_OUT:
-        raise SoldOut()
+        raise SoldOut.with_stock(reservation.stock_left)
     if reservation.status == stock.LIMIT:
         raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
     queue.hand_off(order, reservation.drain_due)
