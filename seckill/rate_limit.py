@@ -200,6 +200,14 @@ def placement_wait(*, buyer_id: int | None, address: str) -> float:
     return hit_scopes({"order": buyer, "order_ip": address})
 
 
+def purchase_token_wait(*, buyer_id: int | None, address: str) -> float:
+    """Purchase-pass requests' own limits, per buyer and per address, in one round trip: the
+    pass is the first step of a purchase whose order request is counted against the order
+    limits, so counting it there as well would make a token-gated purchase cost two."""
+    buyer = address if buyer_id is None else f"u{buyer_id}"
+    return hit_scopes({"purchase_token": buyer, "purchase_token_ip": address})
+
+
 def sign_in_wait(*, address: str, username: str | None) -> float:
     """Count one sign-in (or registration) attempt from ``address`` for ``username`` against
     the ``auth`` rate, per address and per username: slows password guessing from one address,

@@ -177,6 +177,10 @@ REST_FRAMEWORK = {
         "order": os.environ.get("SECKILL_THROTTLE_ORDER", "60/min"),
         "order_ip": os.environ.get("SECKILL_THROTTLE_ORDER_IP", "1200/min"),
         "auth": os.environ.get("SECKILL_THROTTLE_AUTH", "30/min"),
+        # Asking for a purchase pass has budgets of its own, so a token-gated purchase spends
+        # one unit of the order budget, not two.
+        "purchase_token": os.environ.get("SECKILL_THROTTLE_PURCHASE_TOKEN", "60/min"),
+        "purchase_token_ip": os.environ.get("SECKILL_THROTTLE_PURCHASE_TOKEN_IP", "1200/min"),
     },
     # Behind a proxy, the number of proxies whose X-Forwarded-For entries to trust.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),

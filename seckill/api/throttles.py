@@ -35,6 +35,15 @@ class OrderPlacementThrottles(_WaitThrottle):
         return rate_limit.placement_wait(buyer_id=buyer_id, address=self.get_ident(request))
 
 
+class PurchaseTokenThrottles(_WaitThrottle):
+    """Purchase-pass requests' own per-buyer and per-address limits, in one round trip."""
+
+    def seconds_to_wait(self, request: Request) -> float:
+        user = request.user
+        buyer_id = user.pk if user and user.is_authenticated else None
+        return rate_limit.purchase_token_wait(buyer_id=buyer_id, address=self.get_ident(request))
+
+
 class AuthThrottle(_WaitThrottle):
     """Register and token: the sign-in budget per address and per submitted username."""
 

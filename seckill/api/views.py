@@ -21,7 +21,7 @@ from seckill.api.serializers import (
     TokenSerializer,
     figures_context,
 )
-from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles
+from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles, PurchaseTokenThrottles
 from seckill.errors import NotFound
 from seckill.ids import MAX_ORDER_ID
 from seckill.models import Sale
@@ -173,7 +173,7 @@ class PurchaseTokenView(APIView):
     """The hidden purchase path's first step: a single-use token, issued only while live."""
 
     permission_classes = [permissions.IsAuthenticated]
-    throttle_classes = [OrderPlacementThrottles]
+    throttle_classes = [PurchaseTokenThrottles]
 
     @extend_schema(request=None, responses={201: PurchaseTokenSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, pk: int) -> Response:

@@ -26,7 +26,8 @@ def rates(settings):
     """Set the throttle rates for one test (unlisted scopes stay generous)."""
 
     def set_rates(**scoped: str) -> None:
-        base = {"order": "1000/min", "order_ip": "1000/min", "auth": "1000/min"}
+        scopes = ("order", "order_ip", "auth", "purchase_token", "purchase_token_ip")
+        base = dict.fromkeys(scopes, "1000/min")
         settings.REST_FRAMEWORK = {
             **settings.REST_FRAMEWORK,
             "DEFAULT_THROTTLE_RATES": {**base, **scoped},
@@ -199,7 +200,8 @@ def test_an_order_request_checks_both_limits_in_one_round_trip(
     make_client, rates, throttle_round_trips
 ):
     """The order path's throttle step is one Redis round trip carrying the buyer's and the
-    address's keys, allowed or refused, on both throttled endpoints."""
+    address's keys, allowed or refused, on both throttled endpoints (the purchase pass with
+    its own two keys)."""
     rates(order="1/min", order_ip="5/min")
     sale = make_sale(stock=10, per_user_limit=10)
     buyer = make_client("one")
@@ -207,9 +209,33 @@ def test_an_order_request_checks_both_limits_in_one_round_trip(
     assert_throttled(order(buyer, sale))
     buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/", REMOTE_ADDR="10.0.0.1")
     assert len(throttle_round_trips) == 3
-    for packet in throttle_round_trips:
+    for packet in throttle_round_trips[:2]:
         assert f"throttle:order:u{buyer.user.pk}".encode() in packet
         assert b"throttle:order_ip:10.0.0.1" in packet
+    assert f"throttle:purchase_token:u{buyer.user.pk}".encode() in throttle_round_trips[2]
+    assert b"throttle:purchase_token_ip:10.0.0.1" in throttle_round_trips[2]
+    assert b"throttle:order" not in throttle_round_trips[2]
+
+
+def test_a_token_gated_purchase_spends_one_order_of_the_budget(make_client, rates):
+    """Asking for the purchase pass has its own limits: with one order an hour allowed, a
+    buyer can still fetch a pass and buy with it (the pass used to spend that one order)."""
+    rates(order="1/hour", purchase_token="1/hour")
+    sale = make_sale(stock=10, per_user_limit=10)
+    sale.require_purchase_token = True
+    sale.save()
+    buyer = make_client("gated")
+    issued = buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/", REMOTE_ADDR="10.0.0.1")
+    assert issued.status_code == 201
+    placed = buyer.post(
+        f"/api/v1/sales/{sale.pk}/orders/",
+        {"quantity": 1},
+        format="json",
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_PURCHASE_TOKEN=issued.json()["token"],
+    )
+    assert placed.status_code == 201, placed.content
+    assert_throttled(buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/"))  # its own 1/hour
 
 
 @pytest.mark.parametrize("refusing, allowing", [("order", "order_ip"), ("order_ip", "order")])
