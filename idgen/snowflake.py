@@ -7,9 +7,10 @@ Uniqueness rests on three rules, all enforced under one lock:
 * if the wall clock reads *earlier* than the last millisecond used, a step of up to
   ``max_rollback_ms`` is waited out and a larger one raises :class:`ClockRollbackError` (nothing is
   issued, nothing repeats; the generator works again once the clock catches up);
-* the worker id is exclusive: explicit, or leased from Redis (:class:`WorkerIdLease`), in which
-  case ids are only issued while the lease is known valid and a new holder starts after the
-  previous holder's high-water millisecond.
+* the worker id is exclusive: explicit, or leased from Redis (:class:`WorkerIdLease`, backed by
+  a per-host lock that survives a Redis wipe), in which case ids are only issued while the lease
+  is known valid, a new holder starts after the previous holder's high-water millisecond, and a
+  lease found lost stops the generator at once and is replaced on the next id.
 
 The hot paths keep the per-id work to a clock read, two comparisons and one addition: epoch and
 worker bits are folded into one precomputed ``_offset``, and the lease deadline and the layout's
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 from .clock import ClockNs, Sleep, wait_until_ms
 from .errors import ClockRollbackError, WorkerLeaseError
 from .layout import DEFAULT_LAYOUT, ParsedId, SnowflakeLayout
-from .worker_lease import WorkerIdLease
+from .worker_lease import DEFAULT_LOCK_DIR, WorkerIdLease
 
 if TYPE_CHECKING:
     import redis
@@ -40,7 +41,8 @@ class Snowflake:
     """Snowflake id generator. Give it exactly one of:
 
     * ``worker_id`` -- fixed; no Redis. Each live process needs its own (a forked child too).
-    * ``redis`` -- a client to lease a free worker id from; released by :meth:`close`/at exit.
+    * ``redis`` -- a client to lease a free worker id from; released by :meth:`close`/at exit
+      (``lock_dir``: see :class:`WorkerIdLease`).
     * ``lease`` -- a :class:`WorkerIdLease` you manage (and release) yourself.
 
     ``max_rollback_ms`` is the largest backwards clock step waited out rather than raised.
@@ -79,6 +81,7 @@ class Snowflake:
         sleep: Sleep = time.sleep,
         lease_ttl_ms: int = 30_000,
         key_prefix: str = "idgen",
+        lock_dir: str | os.PathLike[str] | None = DEFAULT_LOCK_DIR,  # type: ignore[assignment]
     ) -> None:
         if sum(x is not None for x in (worker_id, redis, lease)) != 1:
             raise ValueError("pass exactly one of worker_id, redis or lease")
@@ -101,8 +104,11 @@ class Snowflake:
                 ttl_ms=lease_ttl_ms,
                 prefix=key_prefix,
                 clock=clock,
+                lock_dir=lock_dir,
             )
         self._lease = lease
+        if lease is not None:
+            lease.on_lost(self._stop_minting)
         if clock() // 1_000_000 < layout.epoch_ms:
             raise ValueError("the clock reads earlier than the layout's epoch")
         if lease is None:
@@ -124,6 +130,11 @@ class Snowflake:
     @property
     def layout(self) -> SnowflakeLayout:
         return self._layout
+
+    @property
+    def lease(self) -> WorkerIdLease | None:
+        """The worker-id lease behind this generator (None for an explicit worker id)."""
+        return self._lease
 
     def next_id(self) -> int:
         """One id, strictly greater than every id this generator returned before."""
@@ -238,6 +249,12 @@ class Snowflake:
         # Start after the previous holder's last millisecond, and in a fresh millisecond so ids
         # stay increasing even though the worker bits changed.
         self._last = max(self._last, lease.high_water_ms - 1)
+        self._seq = self._max_seq
+
+    def _stop_minting(self) -> None:
+        """The lease was found lost (heartbeat thread): the next id goes the slow path, which
+        takes a fresh lease. Lock-free on purpose: the caller holds the lease's mutex."""
+        self._valid_until = 0
         self._seq = self._max_seq
 
     def _set_worker(self, worker_id: int) -> None:

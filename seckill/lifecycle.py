@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from seckill import order_queue, stock
+from seckill import stock
 from seckill.errors import Busy, InvalidState, NotFound, StaleFence
 from seckill.item_locks import placement_lock
 from seckill.lock import LockNotOwnedError
@@ -127,20 +127,33 @@ def expire_due_orders(limit: int = 500) -> int:
 def reset_sale(sale_id: int, stock_total: int | None = None) -> Sale:
     """Restock a sale for another run: its orders are deleted and its stock refilled.
 
-    For demos and load tests. The fencing counter is kept: fences must never go backwards.
+    For demos and load tests, yet safe during a live sale under every strategy: the reset holds
+    what each placement path holds -- the item lock (lock strategies), the sale row's lock
+    (db_row_lock, and the queue drain's conditional update) and, in Redis, the mirror closed to
+    new reservations (redis_atomic, and every strategy's sold-out short-cut) -- so an order
+    either commits before the reset (and is deleted by it) or is sold from the new stock.
+    Without the row lock an order committing between the DELETE and the stock UPDATE survived
+    and oversold. The fencing counter is kept (fences must never go backwards) and raised to the
+    reset's own fence, so a stalled lock_fenced holder cannot write over the new stock.
     Refused while redis_atomic orders are still queued: their tasks would land after the reset.
     """
     sale = Sale.objects.filter(pk=sale_id).first()
     if sale is None:
         raise NotFound(f"no sale {sale_id}")
-    if order_queue.queued_count(sale.pk):
-        raise InvalidState("orders are still being recorded for this sale; reset once they are")
-    with _item_serialized(sale), transaction.atomic():
-        Order.objects.filter(sale_id=sale.pk).delete()
-        if stock_total is not None:
-            sale.stock_total = stock_total
-        sale.stock_left = sale.stock_total
-        sale.save(update_fields=["stock_total", "stock_left"])
-        stock.drop_mirror(sale.pk)
-    stock.load_mirror(sale)
+    with _item_serialized(sale) as fence:
+        if not stock.close_for_reset(sale):
+            raise InvalidState("orders are still being recorded for this sale; reset once they are")
+        try:
+            with transaction.atomic():
+                sale = Sale.objects.select_for_update().get(pk=sale.pk)
+                Order.objects.filter(sale_id=sale.pk).delete()
+                if stock_total is not None:
+                    sale.stock_total = stock_total
+                sale.stock_left = sale.stock_total
+                if fence is not None and sale.strategy == Strategy.LOCK_FENCED:
+                    sale.last_fence = max(sale.last_fence, fence)
+                sale.save(update_fields=["stock_total", "stock_left", "last_fence"])
+        finally:  # rebuilt from what the database now says, reset or (if it failed) not
+            stock.drop_mirror(sale.pk)
+            stock.load_mirror(sale)
     return sale

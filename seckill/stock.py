@@ -339,6 +339,27 @@ def mirrored_stock(sale_ids: list[int], client: redis.Redis | None = None) -> di
     return {sid: int(v) for sid, v in zip(sale_ids, values, strict=True) if v is not None}
 
 
+# A staff reset closes the mirror to new reservations before it touches the database: stock 0 and
+# the sold-out flag, but only if no accepted order is still queued (it would be forgotten, or land
+# after the reset and sell from the new stock). KEYS: queued, stock, soldout. ARGV: expire_at.
+CLOSE_FOR_RESET = """
+if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+redis.call('SET', KEYS[2], 0, 'EXAT', ARGV[1])
+redis.call('SET', KEYS[3], 1, 'EXAT', ARGV[1])
+return 1
+"""
+
+
+def close_for_reset(sale: Sale, client: redis.Redis | None = None) -> bool:
+    """Stop every reservation of ``sale`` until the mirror is rebuilt; False (nothing changed)
+    while accepted orders are still queued."""
+    keys = sale_keys(sale.pk)
+    closed = registered_script(CLOSE_FOR_RESET, client)(
+        keys=[keys.queued, keys.stock, keys.soldout], args=[expire_at(sale)], client=client
+    )
+    return bool(closed)
+
+
 def drop_mirror(sale_id: int, client: redis.Redis | None = None) -> None:
     """Delete a sale's Redis state except the fencing counter, which must never go backwards,
     and the locks (a reset runs while holding one; a drain may be finishing)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from seckill.ids import lease_health
 from seckill.infrastructure.redis_client import get_redis
 from shop.celery import app as celery_app
 
@@ -37,7 +38,20 @@ def check_celery(timeout: float = 1.0) -> tuple[bool, str]:
     return True, ", ".join(sorted(name for reply in replies for name in reply))
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "celery": check_celery}
+def check_order_ids() -> tuple[bool, str]:
+    """This process's worker-id lease: down when it was found in another process's hands."""
+    try:
+        return lease_health()
+    except Exception as exc:  # Redis down (reported by its own probe too) or no free worker id
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+CHECKS = {
+    "database": check_database,
+    "redis": check_redis,
+    "celery": check_celery,
+    "order_ids": check_order_ids,
+}
 
 
 def health_report() -> tuple[bool, dict]:

@@ -122,6 +122,8 @@ SECKILL_EXPIRY_SWEEP_INTERVAL = float(os.environ.get("SECKILL_EXPIRY_SWEEP_INTER
 SECKILL_RECONCILE_INTERVAL = float(os.environ.get("SECKILL_RECONCILE_INTERVAL", "30"))
 SECKILL_PURCHASE_TOKEN_TTL = env_int("SECKILL_PURCHASE_TOKEN_TTL", 30)
 SECKILL_WORKER_ID = os.environ.get("SECKILL_WORKER_ID") or None  # else leased from Redis
+# idgen's per-host worker-id locks (default: a directory under /tmp per Redis namespace)
+SECKILL_IDGEN_LOCK_DIR = os.environ.get("SECKILL_IDGEN_LOCK_DIR") or None
 # Fault injection for tests and the teaching demo: a pause inside the critical section, between
 # reading the stock and writing it. 0 in production.
 SECKILL_CRITICAL_SECTION_DELAY = float(os.environ.get("SECKILL_CRITICAL_SECTION_DELAY", "0"))

@@ -8,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from seckill.ids import MAX_ORDER_ID
-from shop import views, views_accounts, views_shop, views_staff
+from shop import views, views_accounts, views_lab, views_shop, views_staff
 
 
 class OrderIdConverter:
@@ -41,6 +41,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("staff/", views_staff.dashboard, name="staff-dashboard"),
     path("staff/sales/<int:sale_id>/reset/", views_staff.reset_sale, name="staff-reset"),
+    path("lab/", views_lab.lab, name="lab"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("seckill.api.urls")),

@@ -33,6 +33,7 @@ from seckill.lab.errors import LabBusy
 from seckill.lab.models import LabRun, RunStatus
 from seckill.lab.params import RunParameters
 from seckill.lab.recorder import Attempt, AttemptProbe, Recorder
+from seckill.lab.visibility import LAB_PRODUCT
 from seckill.lock import Lock, LockNotOwnedError
 from seckill.models import Order, Sale, Strategy
 from seckill.placement import place_order
@@ -46,7 +47,6 @@ FLUSH_EVERY = 0.25  # seconds between live snapshots for the page
 STALL_HEAD_START = 1.0  # the stalled buyer enters alone, at most this long before the crowd
 RUN_LOCK = "seckill:lab:run"
 LIVE_TTL = 3600
-PRODUCT = "Lab item (lab runs only, never on sale)"
 BUYER_PREFIX = "lab-buyer-"
 FINAL_STATUSES = {200, 201, 202, 409, 503}
 
@@ -80,7 +80,7 @@ def lab_buyers(count: int) -> list:
 
 def lab_sale(params: RunParameters) -> Sale:
     product, _ = Product.objects.get_or_create(
-        name=PRODUCT, defaults={"price": Decimal("1.00"), "swatch": "#6b7280"}
+        name=LAB_PRODUCT, defaults={"price": Decimal("1.00"), "swatch": "#6b7280"}
     )
     now = timezone.now()
     return Sale.objects.create(

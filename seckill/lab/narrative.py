@@ -166,6 +166,19 @@ def _serialized(summary: dict, params: RunParameters) -> list[str]:
     return sentences
 
 
+def _late_renewal(params: RunParameters) -> str:
+    fence = (
+        "the fence refused the stale write"
+        if params.strategy == Strategy.LOCK_FENCED
+        else "lock_fenced would have refused the stale write"
+    )
+    return (
+        f"Two holders overlapped although every buyer was alive: a {_ms(params.lease_ms)} lease "
+        f"leaves the renewal thread {_ms(params.lease_ms / 3)} per renewal, and on a busy "
+        f"machine one came late, so a lease lapsed; {fence}. Real leases are seconds long."
+    )
+
+
 def _atomic(summary: dict) -> list[str]:
     return [
         "Each buyer's check and deduction ran as one Lua script inside Redis, which runs one "
@@ -209,17 +222,19 @@ def explain(
         sentences += _stalled(attempts, params)
     elif params.strategy == Strategy.NAIVE_LOCK:
         sentences += _naive(attempts, params)
-    elif params.strategy == Strategy.UNSAFE or overlapped:
-        sentences += _race(attempts, summary["stale_readers"])
-    if params.strategy != Strategy.UNSAFE and params.strategy != Strategy.REDIS_ATOMIC:
         if not overlapped:
             sentences += _serialized(summary, params)
-        elif params.strategy != Strategy.NAIVE_LOCK and not params.stall_ms:
-            sentences += _race(attempts, summary["stale_readers"])
-    if params.strategy == Strategy.UNSAFE and overlapped:
-        sentences.append(
-            f"Nothing serialized the buyers: up to {summary['most_at_once']} were inside at once."
-        )
+    elif overlapped or params.strategy == Strategy.UNSAFE:
+        sentences += _race(attempts, summary["stale_readers"])
+        if params.strategy == Strategy.UNSAFE:
+            sentences.append(
+                f"Nothing serialized the buyers: up to {summary['most_at_once']} were inside "
+                "at once."
+            )
+        elif params.strategy in LEASED:
+            sentences.append(_late_renewal(params))
+    else:
+        sentences += _serialized(summary, params)
     if sold > stock:
         sentences.append(f"{sold} units were sold of {stock}: {sold - stock} that do not exist.")
     elif sold == stock:

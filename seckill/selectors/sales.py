@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from seckill import stock
 from seckill.errors import NotFound
+from seckill.lab.visibility import without_lab_sales
 from seckill.models import Sale, SaleStatus
 
 
@@ -24,8 +25,8 @@ def get_sale(*, sale_id: int) -> Sale:
 
 
 def listed_sales() -> QuerySet[Sale]:
-    """Every sale, soonest first, with its product."""
-    return Sale.objects.select_related("product").order_by("starts_at", "id")
+    """Every sale on offer, soonest first, with its product (a lab run's sale is not)."""
+    return without_lab_sales(Sale.objects.select_related("product")).order_by("starts_at", "id")
 
 
 @dataclass(frozen=True)

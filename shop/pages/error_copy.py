@@ -29,6 +29,10 @@ ERROR_COPY: dict[str, Copy] = {
         "This sale is not live",
         "Buying opens when the countdown reaches zero, and closes when the sale ends.",
     ),
+    "lab_busy": Copy(
+        "Another lab run is in progress",
+        "One crowd at a time shares the machine with the shop: wait for it to end, or stop it.",
+    ),
     "busy": Copy(
         "Too many buyers at this moment",
         "Nothing was sold to you yet. Try again in {retry_after} s: the retry is safe, it can "

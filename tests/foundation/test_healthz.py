@@ -1,6 +1,9 @@
 """/healthz reports the database, Redis and Celery worker; 503 names what is down."""
 
 import pytest
+import redis
+
+from devtools.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db
 
@@ -24,23 +27,53 @@ def test_healthz_names_redis_when_it_stops(client, app_redis):
     assert "database" not in body["down"]
 
 
-def test_healthz_names_celery_without_worker(client, monkeypatch, redis_url):
-    """A broker no worker listens on (another database of the test Redis): the check must
-    say "celery", not hang. A separate Celery app, so the shared one's pools stay intact."""
+def test_healthz_names_celery_without_worker(client, monkeypatch):
+    """A broker no worker listens on -- a private redis-server of its own, since any database of
+    a shared Redis may have an app's worker on it: the check must say "celery", not hang. A
+    separate Celery app, so the shared one's pools stay intact."""
     from celery import Celery
 
     from shop import health
 
-    unused_db = "11" if not redis_url.endswith("/11") else "12"
     monkeypatch.delenv("CELERY_BROKER_URL")  # it would override the broker given below
-    # set_as_current=False: shared tasks must stay bound to the project's app.
-    probe = Celery(
-        "probe", broker=redis_url.rsplit("/", 1)[0] + "/" + unused_db, set_as_current=False
-    )
-    monkeypatch.setattr(health, "celery_app", probe)
-    try:
-        response = client.get("/healthz")
-    finally:
-        probe.close()
+    with RedisServer() as server:
+        # set_as_current=False: shared tasks must stay bound to the project's app.
+        probe = Celery("probe", broker=server.url, set_as_current=False)
+        monkeypatch.setattr(health, "celery_app", probe)
+        try:
+            response = client.get("/healthz")
+        finally:
+            probe.close()
     assert response.status_code == 503
     assert response.json()["down"] == ["celery"]
+
+
+def test_healthz_reports_a_lost_worker_id_lease_and_orders_go_on(client, app_redis):
+    """A worker id found in another process's hands (what a Redis wipe let happen before the
+    per-host locks): /healthz says so once, and the next order id comes from a fresh lease."""
+    from seckill import ids
+
+    first = ids.next_order_id()
+    lease = ids.generator().lease
+    stolen = lease.worker_id
+    app_redis_client = redis.Redis.from_url(app_redis.url)
+    app_redis_client.set(lease.key(stolen), "another-process")
+    body = client.get("/healthz").json()
+    assert "order_ids" in body["down"]
+    assert "lease lost" in body["components"]["order_ids"]["detail"]
+    after = ids.next_order_id()
+    assert after > first and ids.parse_order_id(after).worker_id != stolen
+    body = client.get("/healthz").json()
+    assert body["components"]["order_ids"]["status"] == "up"
+    assert "lost 1x" in body["components"]["order_ids"]["detail"]
+    app_redis_client.close()
+
+
+def test_healthz_counts_a_lease_written_back_after_a_redis_wipe(client, app_redis):
+    from seckill import ids
+
+    ids.next_order_id()
+    app_redis.restart()  # no persistence: the lease key is gone, the host lock is not
+    body = client.get("/healthz").json()
+    assert body["components"]["order_ids"]["status"] == "up", body
+    assert "re-claimed 1x" in body["components"]["order_ids"]["detail"]

@@ -90,14 +90,22 @@ def test_explicit_worker_id_needs_no_redis() -> None:
     assert gen.parse(gen.next_id()).worker_id == 9 and gen._lease is None
 
 
-def test_stolen_lease_stops_the_generator(rc, prefix) -> None:
+def test_stolen_lease_stops_the_generator_and_a_fresh_one_replaces_it(rc, prefix) -> None:
+    """Found in another's hands: no more ids with that worker id, and no order fails for it."""
     gen = Snowflake(redis=rc, lease_ttl_ms=600, key_prefix=prefix)
-    rc.set(f"{prefix}:worker:{gen.worker_id}", "someone-else")
-    with pytest.raises(WorkerLeaseError):
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # ids only until the local deadline, then refusal
-            gen.next_id()
-            time.sleep(0.001)
+    stolen = gen.worker_id
+    rc.set(f"{prefix}:worker:{stolen}", "someone-else")
+    ids = []
+    deadline = time.monotonic() + 5
+    while gen._lease.losses == 0 and time.monotonic() < deadline:
+        ids.append(gen.next_id())
+        time.sleep(0.001)
+    assert gen._lease.losses == 1
+    after = [gen.next_id() for _ in range(10)]
+    assert {gen.parse(i).worker_id for i in after} == {gen.worker_id} != {stolen}
+    assert ids + after == sorted(set(ids + after))  # still strictly increasing
+    assert rc.get(f"{prefix}:worker:{stolen}") == b"someone-else"  # theirs, untouched
+    gen.close()
 
 
 def test_handover_respects_previous_holders_last_millisecond(rc, prefix) -> None:
@@ -127,6 +135,7 @@ def test_crashed_holder_promise_covers_its_whole_lease(rc, prefix) -> None:
     clock = FakeClock(t0)
     lease = WorkerIdLease(rc, ttl_ms=TTL_MS, prefix=prefix, clock=clock, heartbeat=False)
     lease.acquire()  # ... and never released: a crash
+    lease._host_lock.release()  # what the kernel does to a dead process's flock
     hwm = int(rc.get(f"{prefix}:worker:{lease.worker_id}:hwm"))
     assert hwm == lease.valid_until_ms and t0 < hwm < t0 + TTL_MS
     wait_for(lambda: not rc.exists(lease.key(lease.worker_id)), 5)

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from seckill.lab import engine
 from seckill.lab.models import LabRun
+from seckill.lab.params import RunParameters
 
 pytestmark = pytest.mark.django_db
 # The runs' crowd works in threads of its own: their tests need committed data.
@@ -131,3 +132,17 @@ def test_schema_documents_the_lab(db):
     assert "post" in paths["/api/v1/lab/runs/{id}/stop/"]
     assert "get" in paths["/api/v1/lab/runs/{id}/"]
     assert engine.THREADS  # the schema's help text names the in-flight bound
+
+
+def test_the_lab_sale_is_never_listed_in_the_shop(redis_client):
+    from django.test import Client
+
+    from tests.engine.factories import make_sale
+
+    shop_sale = make_sale()
+    lab_sale = engine.lab_sale(RunParameters(strategy="unsafe"))
+    listed = [sale["id"] for sale in APIClient().get("/api/v1/sales/").json()["results"]]
+    assert shop_sale.pk in listed and lab_sale.pk not in listed
+    home = Client().get("/").content.decode()
+    assert f'data-sale-id="{shop_sale.pk}"' in home
+    assert f'data-sale-id="{lab_sale.pk}"' not in home
