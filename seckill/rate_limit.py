@@ -79,12 +79,16 @@ Limit = tuple[str, int, float]
 
 
 def gcra_step(tat: float, now: float, interval: float, period: float) -> tuple[bool, float, float]:
-    """One GCRA decision in plain Python (the in-process fallback): (allowed, new tat, wait)."""
-    new_tat = max(tat, now) + interval
-    allow_at = new_tat - period
-    if now < allow_at:
-        return False, tat, allow_at - now
-    return True, new_tat, 0.0
+    """One GCRA decision in plain Python (the in-process fallback): (allowed, new tat, wait).
+
+    The wait is summed from differences, never as ``(now + interval - period) - now``: with
+    float seconds that rounding refused a fresh client's first request under an "N = 1" rate
+    about one time in twenty (the Redis script counts in integer microseconds)."""
+    start = max(tat, now)
+    wait = (start - now) + (interval - period)
+    if wait > 0:
+        return False, tat, wait
+    return True, start + interval, 0.0
 
 
 class _LocalLimiter:

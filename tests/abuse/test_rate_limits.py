@@ -156,6 +156,16 @@ def test_gcra_step_refills_one_slot_per_interval():
     assert rate_limit.gcra_step(tat, 101.0, 1.0, 3.0)[0]
 
 
+def test_gcra_step_allows_a_fresh_clients_first_request_whatever_the_clock_reads():
+    """One request an hour: the first one is allowed at any clock reading. These readings made
+    ``(now + 3600) - 3600`` come out a hair above ``now`` in floats, which refused it."""
+    for now in (0.3, 1565.203816, 2441.437518, 4028.40832):
+        assert (now + 3600.0) - 3600.0 > now  # the rounding this test is about
+        allowed, tat, wait = rate_limit.gcra_step(0.0, now, 3600.0, 3600.0)
+        assert allowed and wait == 0.0 and tat == now + 3600.0
+        assert not rate_limit.gcra_step(tat, now, 3600.0, 3600.0)[0]
+
+
 def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_redis):
     """Fault: Redis stops. Throttled endpoints never answer 500: login keeps working and is
     still slowed (by this process's fallback limiter); placement answers 503 ``unavailable``
