@@ -119,7 +119,8 @@ def port_answers(host: str, port: int, timeout: float = 0.3) -> bool:
 
 @dataclass
 class RedisServer:
-    """A private redis-server on 127.0.0.1, no persistence, stopped by :meth:`stop`."""
+    """A private redis-server on 127.0.0.1, stopped by :meth:`stop`; no persistence unless
+    ``extra_args`` turn it on (later arguments win)."""
 
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
@@ -201,23 +202,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     start.add_argument("--port", type=int, default=0, help="0 (default): a free port")
     start.add_argument("--logfile", help="redis-server's log (default: in its temporary dir)")
+    start.add_argument(
+        "--dir",
+        help="keep the data here, across restarts (default: a temporary dir, removed on exit)",
+    )
+    start.add_argument(
+        "--appendfsync",
+        choices=["everysec", "always"],
+        help="turn the append-only file on with this fsync policy (default: no persistence)",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "which":
         print(find_redis_server())
         return 0
     if args.cmd == "start":
-        return _serve_foreground(args.port or free_port(), args.logfile)
+        return _serve_foreground(args.port or free_port(), args.logfile, args.dir, args.appendfsync)
     return 0 if port_answers(args.host, args.port) else 1
 
 
-def _serve_foreground(port: int, logfile: str | None) -> int:
+def _serve_foreground(
+    port: int, logfile: str | None, data_dir: str | None = None, appendfsync: str | None = None
+) -> int:
     """Start a private server, print its URL, and stop it when this process is told to stop.
 
-    The run and test commands start this in their own process group and stop it with SIGTERM;
-    the server's data directory is temporary and removed on the way out.
+    The run and test commands start this in their own process group and stop it with SIGTERM.
+    The data directory is temporary and removed on the way out, unless ``data_dir`` names one
+    to keep: with ``appendfsync`` the append-only file there brings the data back after a crash
+    or the next start (bin/run: accepted redis_atomic orders not yet in the database survive).
     """
     extra = ["--logfile", str(Path(logfile).resolve())] if logfile else []
-    server = RedisServer(port=port, extra_args=extra)
+    if appendfsync:
+        extra += ["--appendonly", "yes", "--appendfsync", appendfsync]
+    workdir = Path(data_dir).resolve() if data_dir else None
+    server = RedisServer(port=port, extra_args=extra, workdir=workdir)
 
     def _stop(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -233,7 +250,7 @@ def _serve_foreground(port: int, logfile: str | None) -> int:
         return 1
     finally:
         server.stop()
-        if server.workdir is not None:
+        if server.workdir is not None and data_dir is None:
             shutil.rmtree(server.workdir, ignore_errors=True)
 
 

@@ -1,4 +1,5 @@
-"""Benchmark seckill.lock against redis-py's Lock, python-redis-lock and a spin lock.
+"""Benchmark seckill.lock (and its redis-py compatible face) against redis-py's Lock,
+python-redis-lock and a spin lock.
 
     python -m loadtest.bench_lock [--url redis://127.0.0.1:6379/0] [--seconds 3] [--slices 4]
 
@@ -30,7 +31,7 @@ from typing import Any, ClassVar
 import redis
 import redis_lock
 
-from seckill.lock import Lock, NaiveLock
+from seckill.lock import Lock, NaiveLock, RedisPyCompatibleLock
 
 COMPARE_AND_DELETE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -99,6 +100,10 @@ CASES = [
     Case("bare SET NX PX + EVALSHA", Bare, contended=False),
     Case("seckill.lock.Lock", lambda c, k: Lock(c, k, ttl=10)),
     Case("seckill Lock (fair=False)", lambda c, k: Lock(c, k, ttl=10, fair=False)),
+    Case(
+        "RedisPyCompatibleLock",
+        lambda c, k: c.lock(k, timeout=10, lock_class=RedisPyCompatibleLock),
+    ),
     Case("redis-py Lock (sleep 0.1)", lambda c, k: c.lock(k, timeout=10)),
     Case("redis-py Lock (sleep 1ms)", lambda c, k: c.lock(k, timeout=10, sleep=0.001)),
     Case("python-redis-lock", lambda c, k: redis_lock.Lock(c, k, expire=10)),

@@ -7,6 +7,7 @@ disagree about a figure.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,21 @@ Table = tuple[list[str], list[list[str]]]
 
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
+
+
+TEACHING_NOTE = "unsafe: wrong on purpose"
+OVERSOLD_RED = "#d62728"
+
+
+def chart_label(strategy: str) -> str:
+    """A strategy's name under a bar; the teaching ones say they are unsafe, so a fast bar is
+    never read as a recommendation."""
+    return strategy if strategy in SAFE else f"{strategy}\n({TEACHING_NOTE})"
+
+
+def inline_html(prose: str) -> str:
+    """Escaped prose with Markdown's `code` spans as <code>, as the Markdown report shows them."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(prose))
 
 
 def verdict_label(phase: dict[str, Any]) -> str:
@@ -96,7 +112,7 @@ def latency_table(phases: list[dict[str, Any]]) -> Table:
         answers = ", ".join(f"{k}: {v}" for k, v in p["answers"].items())
         rows.append(
             [
-                p["strategy"],
+                p["strategy"] if p["strategy"] in SAFE else f"{p['strategy']} ({TEACHING_NOTE})",
                 p["scenario"],
                 str(o.get("count", 0)),
                 _fmt(o.get("rps"), 1),
@@ -204,10 +220,54 @@ def _bar_chart(
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     if line is not None:
         ax.axhline(line, color="black", linestyle="--", linewidth=1, label=line_label)
-    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def units_segments(phases: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    """(label, units sold within the stock, units sold above it) per phase."""
+    out = []
+    for p in phases:
+        sold, stock = p["audit"]["units_sold"], p["audit"]["stock_total"]
+        out.append((chart_label(p["strategy"]), min(sold, stock), max(0, sold - stock)))
+    return out
+
+
+def _units_chart(path: Path, title: str, phases: list[dict[str, Any]]) -> Path:
+    """Units sold per strategy, the part above the stock line in red: an oversell is visible
+    at a glance, whatever the scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    segments = units_segments(phases)
+    stock = phases[0]["audit"]["stock_total"]
+    xs = range(len(segments))
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    within = ax.bar(xs, [s[1] for s in segments], 0.6, color="#1f77b4", label="units sold")
+    over = ax.bar(
+        xs,
+        [s[2] for s in segments],
+        0.6,
+        bottom=[s[1] for s in segments],
+        color=OVERSOLD_RED,
+        label="oversold (above stock)",
+    )
+    ax.bar_label(within, fmt="%.0f", fontsize=7, label_type="center", color="white")
+    ax.bar_label(over, labels=[f"+{s[2]}" if s[2] else "" for s in segments], fontsize=8)
+    ax.axhline(stock, color="black", linestyle="--", linewidth=1, label=f"stock ({stock})")
+    ax.set_xticks(list(xs), [s[0] for s in segments], fontsize=8)
+    ax.set_ylabel("units")
+    ax.set_ylim(0, max(stock, *(s[1] + s[2] for s in segments)) * 1.12)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -219,20 +279,15 @@ def charts(result: dict[str, Any], out: Path) -> dict[str, Path]:
     made = {}
     teaching = result.get("teaching", [])
     if teaching:
-        labels = [p["strategy"] for p in teaching]
-        made["units"] = _bar_chart(
+        made["units"] = _units_chart(
             out / "units.png",
             f"Units sold vs stock — {teaching[0]['scenario']} crowd, "
             f"{result['settings']['critical_section_delay'] * 1000:g} ms critical-section delay",
-            labels,
-            {"units sold": [p["audit"]["units_sold"] for p in teaching]},
-            "units",
-            line=teaching[0]["audit"]["stock_total"],
-            line_label="stock",
+            teaching,
         )
     flash = result.get("flash") or teaching
     if flash:
-        labels = [p["strategy"] for p in flash]
+        labels = [chart_label(p["strategy"]) for p in flash]
         made["throughput"] = _bar_chart(
             out / "throughput.png",
             f"Order throughput — {flash[0]['scenario']} crowd",
@@ -286,14 +341,19 @@ def charts(result: dict[str, Any], out: Path) -> dict[str, Path]:
 def sections(result: dict[str, Any]) -> list[tuple[str, str, Table | None]]:
     """(heading, prose, table) in report order."""
     s = result["settings"]
+    wrk = any(c.get("generator") == "wrk" for c in result.get("ceiling", []))
+    generators = "Locust (FastHttpUser, {} process(es)){}".format(
+        s["processes"], " and wrk share" if wrk else " shares"
+    )
     out: list[tuple[str, str, Table | None]] = [
         (
             "Setup",
             f"Database {s['database']}; Redis {s['redis']}; gunicorn gthread "
             f"{s['web_workers']} workers × {s['web_threads']} threads, DEBUG=0, HTTPS=0, throttles "
-            f"raised; Celery worker (threads, {s['celery_concurrency']}). Locust (FastHttpUser, "
-            f"{s['processes']} process(es)) and wrk share the machine ({s['cpus']} CPUs) with the "
-            "server, so every figure is bounded by that contention.",
+            f"raised; Celery worker (threads, {s['celery_concurrency']}). {generators} the "
+            f"machine ({s['cpus']} CPUs) with the server, so every figure is bounded by that "
+            "contention."
+            + ("" if wrk or not result.get("ceiling") else " wrk was not installed: no wrk run."),
             None,
         )
     ]
@@ -316,7 +376,9 @@ def sections(result: dict[str, Any]) -> list[tuple[str, str, Table | None]]:
                 "Flash crowd without fault injection",
                 f"Scenario `flash`: {s['users']} buyers arrive within ~2 s, each tries once "
                 "(a 429 is retried with the same key after Retry-After, at most 5 times). "
-                "This is the run the p99 ≤ 250 ms goal refers to.",
+                "This is the run the p99 ≤ 250 ms goal refers to. `unsafe` and `naive_lock` "
+                "are teaching strategies: any speed they show comes from skipping or breaking "
+                "the lock, and they oversell.",
                 latency_table(result["flash"]),
             )
         )
@@ -345,7 +407,9 @@ def write_report(result: dict[str, Any], out: Path) -> Path:
     body = [f"<h1>seckill load test — {html.escape(result['started'])}</h1>"]
     for heading, prose, table in sections(result):
         md += [f"## {heading}", "", prose, ""] if prose else [f"## {heading}", ""]
-        body += [f"<h2>{html.escape(heading)}</h2>", f"<p>{html.escape(prose)}</p>"]
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        if prose:
+            body.append(f"<p>{inline_html(prose)}</p>")
         if table is not None:
             md += [markdown(table), ""]
             body.append(html_table(table))

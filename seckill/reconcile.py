@@ -330,7 +330,9 @@ def reconcile_sale(
             result.fixed = result.drift
         else:
             result.outcome = "conflict"
-    if result.fixed:
+    if result.outcome == "loaded":  # routine: a new sale, an expired or restarted Redis
+        log.info("sale %s: mirror loaded from the database: %s", sale.pk, result.fixed)
+    elif result.fixed:  # drift: something wrote Redis behind the engine's back
         log.warning("sale %s: mirror repaired: %s", sale.pk, result.fixed)
     return result
 

@@ -142,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# What the pages put before a price (the API gives plain decimal strings).
+SHOP_CURRENCY_SYMBOL = os.environ.get("SHOP_CURRENCY_SYMBOL", "$")
 # A styled page (JSON under /api/) instead of Django's bare CSRF failure page.
 CSRF_FAILURE_VIEW = "shop.error_views.csrf_failure"
 
@@ -158,7 +160,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "shop.static_storage.StaticStorage"
         )
     },
 }
@@ -173,6 +175,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "seckill.api.exception_handler.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "seckill.api.parsers.BoundedJSONParser",  # deep nesting is a 400, not a RecursionError
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # GCRA in Redis (seckill.rate_limit): N/period = a burst of N, then one per period/N.
     # Redis down: fail open to a per-process limiter of the same rate (never a 500).
     "DEFAULT_THROTTLE_RATES": {

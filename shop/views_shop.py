@@ -9,6 +9,7 @@ repeats them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -47,10 +48,16 @@ def render_sale(
     if form is None:
         form = BuyForm(initial={"quantity": 1, "idempotency_key": pages.new_idempotency_key()})
     card = pages.sale_cards([sale])[0]
+    allowance = (
+        pages.buyer_allowance(card, request.user.pk) if request.user.is_authenticated else None
+    )
+    if error and error.code == "limit_reached" and allowance:
+        error = replace(error, hint=f"{allowance.note} {error.hint}")
     status_copy = pages.status_copy()
     context = {
         "card": card,
         "sale": sale,
+        "allowance": allowance,
         "form": form,
         "error": error,
         "status_copy": status_copy,

@@ -5,19 +5,19 @@ Thin: the engine (``seckill.lab.engine``) runs and records; these views parse an
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from seckill.api.lab_serializers import RunListSerializer, RunParametersSerializer, RunSerializer
+from seckill.api.openapi import ERROR
 from seckill.errors import NotFound
 from seckill.lab import engine
 from seckill.lab.models import LabRun, RunStatus
 from seckill.lab.params import RunParameters
 
-ERROR = OpenApiResponse(description='{"error": {"code": "...", "message": "..."}}')
 LISTED = 50
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from seckill import accounts, lifecycle, purchase_token
+from seckill.api.openapi import ERROR
 from seckill.api.serializers import (
     CredentialsSerializer,
-    ErrorSerializer,
     OrderSerializer,
     PlaceOrderSerializer,
     PurchaseTokenSerializer,
@@ -29,7 +29,6 @@ from seckill.placement import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LENGTH, place
 from seckill.selectors.orders import orders_of, owned_order
 from seckill.selectors.sales import get_sale, listed_sales
 
-ERROR = OpenApiResponse(ErrorSerializer, description='{"error": {"code": "...", "message": "..."}}')
 IDEMPOTENCY_KEY_SCHEMA = {
     "type": "string",
     "minLength": 1,
@@ -47,8 +46,10 @@ class IsStaffOrReadOnly(permissions.BasePermission):
 
 def order_id_or_404(raw: str) -> int:
     """The order id in a URL (ids travel as strings); anything that is not one of ours is
-    simply not found. Not ``seckill.ids.parse_order_id``, which splits an id into its parts."""
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ORDER_ID:
+    simply not found. Not ``seckill.ids.parse_order_id``, which splits an id into its parts.
+
+    ASCII digits only: ``str.isdigit`` also accepts "²" or "①", which ``int`` then refuses."""
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ORDER_ID:
         raise NotFound(f"no order {raw[:40]}")
     return int(raw)
 

@@ -4,10 +4,13 @@
   to blocked waiters, optional watchdog and reentrancy.
 - :class:`AsyncLock`: the same over ``redis.asyncio``.
 - :class:`Redlock`: the same interface over N independent masters.
+- :class:`RedisPyCompatibleLock` / :class:`AsyncRedisPyCompatibleLock`: redis-py's ``Lock``
+  interface on :class:`Lock` (``client.lock(name, lock_class=RedisPyCompatibleLock)``).
 - :class:`NaiveLock`: the broken tutorial lock, kept to demonstrate failures. Never use it.
 """
 
 from .aio import AsyncLock
+from .compat import AsyncRedisPyCompatibleLock, RedisPyCompatibleLock
 from .errors import LockError, LockNotOwnedError, LockTimeout, LockUnavailableError
 from .keys import LockKeys, has_hash_tag, lock_key
 from .lock import Lock
@@ -16,6 +19,7 @@ from .redlock import Redlock
 
 __all__ = [
     "AsyncLock",
+    "AsyncRedisPyCompatibleLock",
     "Lock",
     "LockError",
     "LockKeys",
@@ -23,6 +27,7 @@ __all__ = [
     "LockTimeout",
     "LockUnavailableError",
     "NaiveLock",
+    "RedisPyCompatibleLock",
     "Redlock",
     "has_hash_tag",
     "lock_key",

@@ -50,8 +50,9 @@ class LockKeys:
     """The lock key and its auxiliary keys (names must match ``scripts._KEYS``).
 
     - ``lock``: the lease, value = holder token, ``PX ttl``.
-    - ``fence``: fencing counter, INCR'd on every acquisition. Persistent on purpose (a counter
-      that expired could restart and hand out a smaller fence); one small integer per lock name.
+    - ``fence``: fencing counter, INCR'd on every acquisition; it lives a day past the last
+      one (``scripts.FENCE_LIFE_MS``) and restarts from the server clock in microseconds, so a
+      counter that expired never restarts below a fence it handed out.
     - ``queue`` + ``waiters``: FIFO list of waiting tokens and a hash token -> "deadline:ttl"
       (the waiter's own liveness lease); both carry a TTL and vanish when empty.
     - ``depth``: extra re-entries of a reentrant holder; same TTL as the lease.
@@ -63,28 +64,54 @@ class LockKeys:
     queue: str
     waiters: str
     depth: str
+    #: Prefix of the auxiliary keys: ``lock`` itself, unless that has no hash tag (:meth:`exact`).
+    base: str = ""
 
     @classmethod
     def for_name(cls, name: str) -> LockKeys:
+        """Keys of :class:`~seckill.lock.Lock`: ``lock_key(name)`` and its suffixed friends."""
         return _keys_for(cls, name)
+
+    @classmethod
+    def exact(cls, name: str) -> LockKeys:
+        """Keys whose lease is ``name`` itself (redis-py's layout: ``GET name`` is the token).
+
+        Without a hash tag the auxiliary keys hang off ``{name}``, which Redis Cluster hashes
+        exactly as it hashes ``name``: same slot, so every script still runs in a Cluster.
+        """
+        return _exact_keys_for(cls, name)
 
     @property
     def all(self) -> tuple[str, str, str, str, str]:
         return (self.lock, self.fence, self.queue, self.waiters, self.depth)
 
     @property
-    def script_keys(self) -> tuple[str]:
-        """KEYS passed to the scripts: the lock key only (it routes the call in a Cluster);
-        the scripts derive the auxiliary names from it exactly as :meth:`for_name` does."""
-        return (self.lock,)
+    def script_keys(self) -> tuple[str] | tuple[str, str]:
+        """KEYS passed to the scripts: the lock key (it routes the call in a Cluster), plus
+        the auxiliary prefix when it differs; the scripts derive the auxiliary names from it."""
+        return (self.lock,) if self.base == self.lock else (self.lock, self.base)
 
-    def wake(self, token: str) -> str:
-        # Must match the Lua side: KEYS[1] .. ':wake:' .. token
-        return f"{self.lock}:wake:{token}"
+    def wake(self, token: str | bytes) -> str | bytes:
+        # Must match the Lua side: B .. ':wake:' .. token (bytes for a caller's bytes token)
+        if isinstance(token, bytes):
+            return self.base.encode() + b":wake:" + token
+        return f"{self.base}:wake:{token}"
 
 
 @lru_cache(maxsize=4096)
 def _keys_for(cls: type[LockKeys], name: str) -> LockKeys:
     # Cached: apps build a Lock object per request for a handful of names.
-    key = lock_key(name)
-    return cls(key, key + ":fence", key + ":queue", key + ":waiters", key + ":depth")
+    return _layout(cls, lock_key(name), lock_key(name))
+
+
+@lru_cache(maxsize=4096)
+def _exact_keys_for(cls: type[LockKeys], name: str) -> LockKeys:
+    if has_hash_tag(name) or "}" in name:
+        # A "}" would end a wrapping tag early, so such a name (rare) keeps its own prefix:
+        # fine on one Redis; on a Cluster its auxiliary keys may land in another slot.
+        return _layout(cls, name, name)
+    return _layout(cls, name, "{" + name + "}")
+
+
+def _layout(cls: type[LockKeys], key: str, base: str) -> LockKeys:
+    return cls(key, base + ":fence", base + ":queue", base + ":waiters", base + ":depth", base)

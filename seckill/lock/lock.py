@@ -3,19 +3,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from redis import Redis
+from redis.cluster import RedisCluster
+from redis.exceptions import AskError, MovedError, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import LockTimeout, LockUnavailableError
-from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps, bind_client
+from .keys import LockKeys
+from .protocol import AcquireWait, BlockPop, Eval, LockCore, Op, Steps
 from .scripts import ACQUIRE, Script
+from .waits import acquire_wait_sync, bind_client, block_pop_sync
 from .watchdog import RENEWER, Renewal
+
+_monotonic = time.monotonic
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
@@ -26,25 +32,6 @@ def run_script(client: Any, script: Script, keys: tuple[str, ...], args: tuple[A
         return client.evalsha(script.sha, len(keys), *keys, *args)
     except NoScriptError:
         return client.eval(script.source, len(keys), *keys, *args)
-
-
-def fill_acquire_wait(pipe: Any, op: AcquireWait) -> Any:
-    """Queue ACQUIRE (selfwake=1) and BLPOP on a sync or asyncio pipeline."""
-    pipe.evalsha(ACQUIRE.sha, len(op.keys), *op.keys, *op.args, 1)
-    pipe.blpop([op.wake], op.timeout)
-    return pipe
-
-
-def acquire_wait_replies(replies: list[Any]) -> tuple[int, Any] | None:
-    """The pipeline's (ACQUIRE result, BLPOP reply); None if the server had lost the script
-    (restart, SCRIPT FLUSH): the caller then redoes the step without the pipeline."""
-    result, popped = replies
-    if isinstance(result, NoScriptError):
-        return None
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return int(result), popped
 
 
 def unavailable(name: str, op: object, exc: Exception) -> LockUnavailableError:
@@ -83,7 +70,12 @@ class Lock(HeldWith, LockCore):
     ``blocking_timeout`` bounds the wait of ``with lock:`` (LockTimeout). ``fair=True``
     (default) hands the lock to waiters in FIFO order; ``fair=False`` lets a newcomer take a
     free lock ahead of woken waiters. ``poll_interval`` bounds how long a waiter sleeps
-    without a wake-up before re-checking (only matters if a holder dies).
+    without a wake-up before re-checking (only matters if a holder dies). ``keys`` overrides
+    the key layout (:meth:`LockKeys.exact` is redis-py's: the lease is ``name`` itself).
+
+    Blocking waits borrow a connection of their own from the client's pool (never the one a
+    single-connection client shares with the holder); the renewal thread holds only a weak
+    reference, so a Lock dropped without ``release()`` stops being renewed.
     """
 
     def __init__(
@@ -98,6 +90,7 @@ class Lock(HeldWith, LockCore):
         blocking_timeout: float | None = None,
         poll_interval: float = 1.0,
         on_lost: Callable[[Lock], None] | None = None,
+        keys: LockKeys | None = None,
     ) -> None:
         super().__init__(
             name,
@@ -107,32 +100,46 @@ class Lock(HeldWith, LockCore):
             blocking_timeout=blocking_timeout,
             poll_interval=poll_interval,
             on_lost=on_lost,
+            keys=keys,
         )
         self._watchdog: Renewal | None = None
-        # A plain client can pipeline ACQUIRE + BLPOP; a cluster client runs them in turn.
-        bind_client(self, redis, watchdog, pipelined=isinstance(redis, Redis))
+        bind_client(self, redis, watchdog)
 
     # -- I/O driver ----------------------------------------------------------------------------
 
     def _execute(self, op: Op) -> Any:
+        self._sent_at = _monotonic()
         if type(op) is Eval:
             return run_script(self.redis, op.script, op.keys, op.args)
         if type(op) is AcquireWait:
             return self._acquire_wait(op)
         if type(op) is BlockPop:
-            return self.redis.blpop([op.key], op.timeout)
+            return self._block_pop(op)
         return self.redis.get(op.key)
 
+    def _block_pop(self, op: BlockPop) -> Any:
+        if self._wait_pool is not None:
+            return block_pop_sync(self._wait_pool, op)
+        if isinstance(self.redis, RedisCluster):
+            # On the node serving the lock's slot, so the deadline is ours there too. If the
+            # slot moved meanwhile, the cluster client follows the redirection instead.
+            node = self.redis.get_node_from_key(op.key)
+            pool = self.redis.get_redis_connection(node).connection_pool
+            with contextlib.suppress(MovedError, AskError):
+                return block_pop_sync(pool, op)
+        return self.redis.blpop([op.key], op.timeout)
+
     def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
-        if self._pipeline:
-            pipe = fill_acquire_wait(self.redis.pipeline(transaction=False), op)
-            replies = acquire_wait_replies(pipe.execute(raise_on_error=False))
+        # With a pool: ACQUIRE + BLPOP in one round trip on a borrowed connection. Without
+        # one (Cluster), or when the server lost the script: one after the other.
+        if self._wait_pool is not None:
+            replies = acquire_wait_sync(self._wait_pool, op)
             if replies is not None:
                 return replies
         result = run_script(self.redis, ACQUIRE, op.keys, (*op.args, 0))
         if result > 0:
             return result, None
-        return result, self.redis.blpop([op.wake], op.timeout)
+        return result, self._block_pop(BlockPop(op.wake, op.timeout, op.deadline))
 
     def _drive(self, steps: Steps) -> Any:
         value: Any = None
@@ -152,14 +159,18 @@ class Lock(HeldWith, LockCore):
 
     # -- public API ----------------------------------------------------------------------------
 
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+    def acquire(
+        self, blocking: bool = True, timeout: float | None = None, *, token: str | None = None
+    ) -> bool:
         """Acquire the lock; False if not acquired (non-blocking, or ``timeout`` s passed).
 
         Sets :attr:`fence`. Blocking waiters sleep in BLPOP and are handed the lock in FIFO
-        order. A reentrant lock acquired again by the same holder just counts up.
+        order, and return by ``timeout`` plus one round trip. A reentrant lock acquired again
+        by the same holder just counts up. ``token`` names the holder (default: a fresh
+        unique one); another process that knows it can release or extend the lease.
         """
         fresh = self.token is None
-        acquired = self._drive(self._acquire_steps(blocking, timeout))
+        acquired = self._drive(self._acquire_steps(blocking, timeout, token))
         if acquired and fresh and self.watchdog:
             self._start_watchdog()
         return acquired
@@ -170,10 +181,11 @@ class Lock(HeldWith, LockCore):
             self._stop_watchdog()
         self._drive(self._release_steps())
 
-    def extend(self, additional: float | None = None) -> bool:
-        """Reset the lease to ``ttl`` (``additional=None``) or add ``additional`` seconds to what
-        is left. Only the owner can; LockNotOwnedError otherwise."""
-        return self._drive(self._extend_steps(additional))
+    def extend(self, additional: float | None = None, *, replace_ttl: bool = False) -> bool:
+        """Reset the lease to ``ttl`` (``additional=None``), add ``additional`` seconds to what
+        is left, or set it to ``additional`` (``replace_ttl=True``). Only the owner can;
+        LockNotOwnedError otherwise."""
+        return self._drive(self._extend_steps(additional, replace_ttl))
 
     def owned(self) -> bool:
         """True if this holder's token is the lock's current value (one GET)."""
@@ -188,12 +200,15 @@ class Lock(HeldWith, LockCore):
     def _start_watchdog(self) -> None:
         token = self.token
         assert token is not None
+        # The renewer keeps only a weak reference: these callables must not hold `self`.
         self._watchdog = RENEWER.register(
-            lambda: self._drive(self._renew_steps(token)),
+            lambda lock: lock._drive(lock._renew_steps(token)),
             interval=self.ttl / 3,
             lease=self.ttl,
-            on_lost=self._lost,
+            on_lost=LockCore._lost,
             name=self.name,
+            owner=self,
+            leased_at=self.leased_at,
         )
 
     def _stop_watchdog(self) -> None:

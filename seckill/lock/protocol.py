@@ -45,12 +45,14 @@ class Eval:
 
 
 class BlockPop:
-    """``BLPOP key timeout``: wait for a hand-off."""
+    """``BLPOP key timeout``: wait for a hand-off. ``deadline`` (monotonic): when this wait
+    is the last one before the caller's timeout, the driver stops reading at that moment
+    instead of trusting the server's timer (it fires up to 1/hz = 100 ms late)."""
 
-    __slots__ = ("key", "timeout")
+    __slots__ = ("key", "timeout", "deadline")
 
-    def __init__(self, key: str, timeout: float) -> None:
-        self.key, self.timeout = key, timeout
+    def __init__(self, key: str | bytes, timeout: float, deadline: float | None = None) -> None:
+        self.key, self.timeout, self.deadline = key, timeout, deadline
 
     def __repr__(self) -> str:
         return "BLPOP"
@@ -61,12 +63,18 @@ class AcquireWait:
     integer, BLPOP's reply or None). A driver may send both in one pipeline (``ACQUIRE`` then
     runs with selfwake=1, so a win also feeds the BLPOP); otherwise it runs them in turn."""
 
-    __slots__ = ("keys", "args", "wake", "timeout")
+    __slots__ = ("keys", "args", "wake", "timeout", "deadline")
 
     def __init__(
-        self, keys: tuple[str, ...], args: tuple[Any, ...], wake: str, timeout: float
+        self,
+        keys: tuple[str, ...],
+        args: tuple[Any, ...],
+        wake: str | bytes,
+        timeout: float,
+        deadline: float | None = None,
     ) -> None:
         self.keys, self.args, self.wake, self.timeout = keys, args, wake, timeout
+        self.deadline = deadline
 
     def __repr__(self) -> str:
         return "acquire script + BLPOP"
@@ -101,15 +109,31 @@ def _note_contention(key: str, waited: bool) -> None:
 Steps = Generator[Op, Any, Any]
 
 
-def seconds_to_ms(seconds: float, what: str) -> int:
+def seconds(value: Any, what: str) -> float:
+    """A duration in seconds from anything ``float()`` takes ("5", 2, Decimal): the coercion
+    redis-py's callers rely on; a clear ValueError for the rest (and for NaN/inf)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number of seconds, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
+    return number
+
+
+def seconds_to_ms(value: Any, what: str) -> int:
     """Convert a positive duration in seconds (the public unit) to whole milliseconds (>= 1)."""
-    if seconds is None or seconds <= 0:
-        raise ValueError(f"{what} must be a positive number of seconds, got {seconds!r}")
-    return max(1, int(seconds * 1000))
+    number = None if value is None else seconds(value, what)
+    if number is None or number <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
+    return max(1, int(number * 1000))
 
 
-def _text(value: Any) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+def as_bytes(value: Any) -> bytes | None:
+    """A token or key value as bytes (decoded clients reply str, callers pass str or bytes)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode()
 
 
 class LockCore:
@@ -129,26 +153,34 @@ class LockCore:
         blocking_timeout: float | None = None,
         poll_interval: float = 1.0,
         on_lost: Callable[[Any], None] | None = None,
+        keys: LockKeys | None = None,
     ) -> None:
         self.name = name
         self.fair = fair
-        self.keys = LockKeys.for_name(name)
+        self.keys = LockKeys.for_name(name) if keys is None else keys
         self.key = self.keys.lock
-        self.ttl = ttl
         self.ttl_ms = seconds_to_ms(ttl, "ttl")
+        self.ttl = ttl if isinstance(ttl, int | float) else self.ttl_ms / 1000
         self.reentrant = reentrant
         self.blocking_timeout = blocking_timeout
         self.poll_interval = poll_interval
         self.on_lost = on_lost
         #: Fencing token of the current (or last) acquisition; strictly increasing per name.
         self.fence: int | None = None
-        self.token: str | None = None
+        self.token: str | bytes | None = None
         self.depth = 0
         self.lease_lost = False
+        #: Monotonic time by which the current lease certainly began (the winning command was
+        #: sent, or the hand-off arrived): the watchdog counts the lease from here.
+        self.leased_at = 0.0
+        # Set by the driver when it sends an operation.
+        self._sent_at = 0.0
         # Longest single BLPOP: below the client's socket timeout, if it has one.
         self._max_block: float | None = None
         # Liveness lease of a queued waiter: a crashed waiter is skipped after this.
         self._waiter_lease_ms = int((2 * poll_interval + 1.0) * 1000)
+        # Why this client cannot wait (a pool of one connection), if it cannot.
+        self._waits_refused: ValueError | None = None
 
     def __repr__(self) -> str:
         state = f"held, fence={self.fence}" if self.token else "not held"
@@ -156,14 +188,17 @@ class LockCore:
 
     # -- protocol steps ------------------------------------------------------------------------
 
-    def _won(self, token: str, fence: int) -> bool:
+    def _won(self, token: str | bytes, fence: int, handed: bool = False) -> bool:
         self.token, self.fence, self.depth, self.lease_lost = token, int(fence), 1, False
+        self.leased_at = _monotonic() if handed else self._sent_at
         return True
 
     def _forget(self) -> None:
         self.token, self.depth = None, 0
 
-    def _acquire_steps(self, blocking: bool, timeout: float | None) -> Steps:
+    def _acquire_steps(
+        self, blocking: bool, timeout: float | None, token: str | bytes | None = None
+    ) -> Steps:
         if self.token is not None:
             if not self.reentrant:
                 raise LockError(
@@ -178,10 +213,15 @@ class LockCore:
                 )
             self.depth = int(depth)
             return True
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be >= 0 or None")
-        token = new_token()
+        if timeout is not None:
+            timeout = seconds(timeout, "timeout")
+            if timeout < 0:
+                raise ValueError("timeout must be >= 0 or None")
+        if token is None:
+            token = new_token()
         enqueue = 1 if blocking and timeout != 0 else 0
+        if enqueue and self._waits_refused is not None:
+            raise self._waits_refused
         keys = self.keys.script_keys
         args = (token, self.ttl_ms, enqueue, self._waiter_lease_ms, 1 if self.fair else 0, 0)
         deadline = None if timeout is None else _monotonic() + timeout
@@ -191,7 +231,9 @@ class LockCore:
         try:
             if enqueue and _contended.get(self.key):
                 wait = self._wait_chunk(self.poll_interval, deadline)
-                result, popped = yield AcquireWait(keys, args[:5], wake, wait)
+                result, popped = yield AcquireWait(
+                    keys, args[:5], wake, wait, self._chunk_deadline(wait, deadline)
+                )
                 just_waited = result < 0
             else:
                 result = yield Eval(ACQUIRE, keys, args)
@@ -204,7 +246,8 @@ class LockCore:
             while True:
                 if just_waited:
                     if popped is not None and int(popped[1]) > 0:
-                        return self._won(token, int(popped[1]))  # handed over: already ours
+                        # handed over: already ours
+                        return self._won(token, int(popped[1]), handed=True)
                     # BLPOP timed out, or (unfair mode) we were woken to race for the lock.
                     # Re-poll: takes the lock if it is free, and renews our queue entry.
                     result = yield Eval(ACQUIRE, keys, args)
@@ -214,9 +257,10 @@ class LockCore:
                 if result < -1:  # the holder's lease ends in (-result - 1) ms: re-poll then
                     wait = min(wait, (-result - 1) / 1000 + 0.005)
                 if deadline is not None and deadline <= _monotonic():
-                    fence = yield Eval(CANCEL, keys, (token,))
+                    fence = yield Eval(CANCEL, keys, (token, self.ttl_ms))
                     return self._won(token, fence) if fence > 0 else False
-                popped = yield BlockPop(wake, self._wait_chunk(wait, deadline))
+                chunk = self._wait_chunk(wait, deadline)
+                popped = yield BlockPop(wake, chunk, self._chunk_deadline(chunk, deadline))
                 just_waited = True
         except GeneratorExit:  # abandoned by its driver: nothing may be yielded any more
             raise
@@ -227,7 +271,7 @@ class LockCore:
             # down, our queue entry's liveness lease makes releasers skip it soon.
             if enqueue:
                 with contextlib.suppress(LockError):
-                    if (yield Eval(CANCEL, keys, (token,))) > 0:
+                    if (yield Eval(CANCEL, keys, (token, self.ttl_ms))) > 0:
                         yield Eval(RELEASE, keys, (token, 0, args[4]))
             raise
 
@@ -238,6 +282,14 @@ class LockCore:
         if self._max_block is not None:
             wait = min(wait, self._max_block)
         return max(wait, 0.01)
+
+    @staticmethod
+    def _chunk_deadline(chunk: float, deadline: float | None) -> float | None:
+        """The caller's deadline, if this wait runs up to it (else the server's timer is fine:
+        a late poll only delays noticing a dead holder)."""
+        if deadline is not None and _monotonic() + chunk >= deadline - 0.001:
+            return deadline
+        return None
 
     def _release_steps(self) -> Steps:
         token = self.token
@@ -263,7 +315,7 @@ class LockCore:
                 lock_name=self.name,
             )
 
-    def _extend_steps(self, additional: float | None) -> Steps:
+    def _extend_steps(self, additional: float | None, replace_ttl: bool = False) -> Steps:
         if self.token is None:
             raise LockNotOwnedError(
                 f"cannot extend lock {self.name!r}: not acquired", lock_name=self.name
@@ -271,7 +323,7 @@ class LockCore:
         if additional is None:
             args = (self.token, self.ttl_ms, 0)
         else:
-            args = (self.token, seconds_to_ms(additional, "additional"), 1)
+            args = (self.token, seconds_to_ms(additional, "additional"), 0 if replace_ttl else 1)
         if not (yield Eval(EXTEND, self.keys.script_keys, args)):
             raise LockNotOwnedError(
                 f"cannot extend lock {self.name!r}: its lease was lost", lock_name=self.name
@@ -285,7 +337,7 @@ class LockCore:
     def _owned_steps(self) -> Steps:
         if self.token is None:
             return False
-        return _text((yield Get(self.key))) == self.token
+        return as_bytes((yield Get(self.key))) == as_bytes(self.token)
 
     def _locked_steps(self) -> Steps:
         return (yield Get(self.key)) is not None
@@ -295,23 +347,3 @@ class LockCore:
         self.lease_lost = True
         if self.on_lost is not None:
             self.on_lost(self)
-
-
-def bind_client(lock: LockCore, redis: Any, watchdog: bool, pipelined: bool) -> None:
-    """What a driver keeps of its client; a blocking wait stays under the socket timeout."""
-    lock.redis = redis  # type: ignore[attr-defined]
-    lock.watchdog = watchdog  # type: ignore[attr-defined]
-    lock._pipeline = pipelined  # type: ignore[attr-defined]
-    socket_timeout = socket_timeout_of(redis)
-    if socket_timeout is not None:
-        lock._max_block = max(0.01, socket_timeout / 2)
-
-
-def socket_timeout_of(client: Any) -> float | None:
-    """The client's socket timeout, if it exposes one (BLPOP must return before it fires)."""
-    holders = (getattr(client, "connection_pool", None), getattr(client, "nodes_manager", None))
-    for holder in holders:
-        kwargs = getattr(holder, "connection_kwargs", None)
-        if isinstance(kwargs, dict) and kwargs.get("socket_timeout"):
-            return float(kwargs["socket_timeout"])
-    return None

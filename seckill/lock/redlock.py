@@ -110,12 +110,14 @@ class Redlock(HeldWith):
             time.sleep(pause)
         if self.watchdog:
             token = self.token
-            self._watchdog = RENEWER.register(
-                lambda: self._extend_quorum(token, self.ttl_ms, 0),
+            self._watchdog = RENEWER.register(  # weakly: these callables do not hold `self`
+                lambda lock: lock._extend_quorum(token, lock.ttl_ms, 0),
                 interval=self.ttl / 3,
                 lease=self.ttl,
-                on_lost=self._lost,
+                on_lost=Redlock._lost,
                 name=f"redlock:{self.name}",
+                owner=self,
+                leased_at=self.valid_until - self.ttl + self.drift,
             )
         return True
 

@@ -1,10 +1,16 @@
 """The Lua scripts: every state change of a lock is one atomic compare-and-act on the server.
 
-Shared by the sync, asyncio and Redlock front ends. KEYS is just the lock key K (it routes the
-call in a Cluster); the auxiliary keys K:fence, K:queue, K:waiters, K:depth and the per-waiter
-wake list K:wake:<token> are derived from it inside the script (see ``keys.LockKeys``). They
-share K's hash tag, hence its Cluster slot (Redis 7 lets a script touch undeclared keys of the
-slot it runs for). One key to pack and parse also keeps the hot path as cheap as a bare SET.
+Shared by the sync, asyncio, Redlock and redis-py compatible front ends. KEYS is the lock key K
+(it routes the call in a Cluster) and, only when K has no hash tag of its own, the prefix B of
+the auxiliary keys (``{K}``; otherwise B = K). The auxiliary keys B:fence, B:queue, B:waiters,
+B:depth and the per-waiter wake list B:wake:<token> are derived inside the script (see
+``keys.LockKeys``). They share K's Cluster slot (Redis 7 lets a script touch undeclared keys of
+the slot it runs for). One key to pack and parse also keeps the hot path as cheap as a bare SET.
+
+Fences: B:fence lives ``FENCE_LIFE_MS`` past the last acquisition (it used to live forever, one
+key per lock name). A counter that expired restarts from the server clock in microseconds, above
+every fence the old counter handed out as long as it handed out fewer than one per microsecond
+and the server clock did not step back by more than the idle day.
 
 Return conventions (integers, cheap to parse):
 
@@ -37,16 +43,35 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
+FENCE_LIFE_MS = 24 * 3600 * 1000
+
 _KEYS = """
 local K = KEYS[1]
-local FENCE, QUEUE, WAITERS, DEPTH = K .. ':fence', K .. ':queue', K .. ':waiters', K .. ':depth'
+local B = KEYS[2] or K
+local FENCE, QUEUE, WAITERS, DEPTH = B .. ':fence', B .. ':queue', B .. ':waiters', B .. ':depth'
 """
+
+# The next fence: INCR, reseeded from the server clock (microseconds, built as a string: Lua
+# numbers print with 14 digits) when the counter had expired; the counter outlives the lease.
+_NEXT_FENCE = """
+local function next_fence(ttl_ms)
+  local fence = redis.call('INCR', FENCE)
+  if fence == 1 then
+    local t = redis.call('TIME')
+    local seed = t[1] .. string.format('%06d', tonumber(t[2]))
+    redis.call('SET', FENCE, seed)
+    fence = tonumber(seed)
+  end
+  redis.call('PEXPIRE', FENCE, FENCE_LIFE + ttl_ms)
+  return fence
+end
+""".replace("FENCE_LIFE", str(FENCE_LIFE_MS))
 
 # Helpers for the slow paths (someone is queued). Kept out of the fast paths on purpose:
 # creating these closures and key names costs the server a few microseconds per call, as
 # much as the whole uncontended acquire.
 _PRELUDE = """
-local WAITERS, DEPTH = K .. ':waiters', K .. ':depth'
+local WAITERS, DEPTH = B .. ':waiters', B .. ':depth'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -72,10 +97,10 @@ local function hand_off(me, give)
         if give then
           redis.call('SET', K, w, 'PX', ttl)
           redis.call('DEL', DEPTH)
-          fence = redis.call('INCR', FENCE)
+          fence = next_fence(tonumber(ttl))
         end
         if w ~= me then
-          local wake = K .. ':wake:' .. w
+          local wake = B .. ':wake:' .. w
           redis.call('RPUSH', wake, fence)
           redis.call('PEXPIRE', wake, ttl)
         end
@@ -93,10 +118,14 @@ ACQUIRE = Script(
     "acquire",
     """
 local K, token = KEYS[1], ARGV[1]
-local FENCE, QUEUE = K .. ':fence', K .. ':queue'
+local B = KEYS[2] or K
+local FENCE, QUEUE = B .. ':fence', B .. ':queue'
+"""
+    + _NEXT_FENCE
+    + """
 local function won(fence)
   if ARGV[6] == '1' then
-    local wake = K .. ':wake:' .. token
+    local wake = B .. ':wake:' .. token
     redis.call('RPUSH', wake, fence)
     redis.call('PEXPIRE', wake, ARGV[2])
   end
@@ -109,9 +138,9 @@ if not holder and (ARGV[5] ~= '1' or redis.call('EXISTS', QUEUE) == 0) then
   -- RELEASE reads it only for reentrant holders.
   redis.call('SET', K, token, 'PX', ARGV[2])
   if ARGV[5] ~= '1' and ARGV[3] == '1' then
-    redis.call('HDEL', K .. ':waiters', token)  -- unfair re-poll: we left the queue
+    redis.call('HDEL', B .. ':waiters', token)  -- unfair re-poll: we left the queue
   end
-  return won(redis.call('INCR', FENCE))
+  return won(next_fence(tonumber(ARGV[2])))
 end
 """
     + _PRELUDE
@@ -121,15 +150,19 @@ if not holder then
   local w, fence = hand_off(token, true)
   if not w then
     redis.call('SET', K, token, 'PX', ARGV[2])
-    return won(redis.call('INCR', FENCE))
+    return won(next_fence(tonumber(ARGV[2])))
   end
   if w == token then return won(fence) end
 elseif holder == token then
-  -- Handed to us while we were between BLPOP and this re-poll: collect the fence.
-  local wake = K .. ':wake:' .. token
+  -- Handed to us while we were between BLPOP and this re-poll: collect the fence. (No fence
+  -- waiting for us: another holder uses the same caller-supplied token; it is not ours.)
+  local wake = B .. ':wake:' .. token
   local fence = redis.call('LPOP', wake)
-  redis.call('DEL', wake)
-  return won(tonumber(fence or redis.call('GET', FENCE)))
+  if fence then
+    redis.call('DEL', wake)
+    redis.call('PEXPIRE', K, ARGV[2])  -- the lease restarts now: the caller counts from here
+    return won(tonumber(fence))
+  end
 end
 if ARGV[3] == '1' then
   local lease = tonumber(ARGV[4])
@@ -162,9 +195,10 @@ RELEASE = Script(
     "release",
     """
 local K = KEYS[1]
+local B = KEYS[2] or K
 if redis.call('GET', K) ~= ARGV[1] then return 0 end
 if ARGV[2] == '1' then
-  local DEPTH = K .. ':depth'
+  local DEPTH = B .. ':depth'
   local extra = tonumber(redis.call('GET', DEPTH) or '0')
   if extra > 1 then
     redis.call('DECR', DEPTH)
@@ -174,12 +208,13 @@ if ARGV[2] == '1' then
     return 2
   end
 end
-local FENCE, QUEUE = K .. ':fence', K .. ':queue'
+local FENCE, QUEUE = B .. ':fence', B .. ':queue'
 if redis.call('EXISTS', QUEUE) == 0 then
   redis.call('DEL', K)  -- fast path: nobody waits
   return 1
 end
 """
+    + _NEXT_FENCE
     + _PRELUDE
     + """
 if ARGV[3] == '1' then
@@ -209,17 +244,19 @@ return 1
 """,
 )
 
-# ARGV: token. A waiter gives up: leave the queue; if the lock reached us meanwhile, keep it.
+# ARGV: token, ttl_ms. A waiter gives up: leave the queue; if the lock reached us meanwhile,
+# keep it, with its lease restarted now (the caller does not know when it was handed over).
 CANCEL = Script(
     "cancel",
     _KEYS
     + """
-local wake = K .. ':wake:' .. ARGV[1]
+local wake = B .. ':wake:' .. ARGV[1]
 redis.call('LREM', QUEUE, 0, ARGV[1])
 redis.call('HDEL', WAITERS, ARGV[1])
 local fence = redis.call('LPOP', wake)
 redis.call('DEL', wake)
 if redis.call('GET', K) == ARGV[1] then
+  redis.call('PEXPIRE', K, ARGV[2])
   return tonumber(fence or redis.call('GET', FENCE))
 end
 return 0

@@ -5,10 +5,12 @@ someone else now holds) and is stopped by killing the thread. Here every renewal
 compare-and-extend script, a failed comparison ends renewal of that lease and reports the loss,
 and stopping is a flag set under a lock (never killing a thread).
 
-Why one thread and not one per acquisition: starting a thread costs hundreds of microseconds to
-milliseconds of GIL churn on a busy machine, paid inside the holder's critical section. Here an
-acquisition pushes onto a heap and a release flags its entry (O(log n) each, a few µs); neither
-starts or joins a thread, and only an acquisition due before the thread's next wake-up wakes it.
+Why a few shared threads and not one per acquisition: starting a thread costs hundreds of
+microseconds to milliseconds of GIL churn on a busy machine, paid inside the holder's critical
+section. Here an acquisition pushes onto a heap and a release flags its entry (O(log n) each, a
+few µs); neither starts or joins a thread, and only an acquisition due before the scheduler's
+next wake-up wakes it. The scheduler does no I/O, so a renewal stuck in a call cannot keep it
+from reporting that lease lost when the lease ends.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import itertools
 import logging
 import math
 import os
+import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from .errors import LockUnavailableError
 
@@ -46,7 +50,9 @@ class Renewal:
     """One registered lease: what to call, how often, and where it stands.
 
     ``state`` is ``queued`` (waiting for its due time), ``running`` (a renewal in flight),
-    ``cancelled`` (released by its holder) or ``lost`` (reported through ``on_lost``).
+    ``cancelled`` (released by its holder, or the holder object is gone) or ``lost``
+    (reported through ``on_lost``). ``valid_until`` is when the lease certainly ends unless a
+    renewal sent before then succeeds: the last successful renewal's send time plus ``lease``.
     """
 
     __slots__ = (
@@ -57,20 +63,25 @@ class Renewal:
         "name",
         "due",
         "last_ok",
+        "valid_until",
         "state",
         "_owner",
+        "_ref",
         "_generation",
+        "_epoch",
     )
 
     def __init__(
         self,
         owner: Renewer,
-        renew: Callable[[], bool],
+        renew: Callable[..., bool],
         interval: float,
         lease: float,
-        on_lost: Callable[[], None],
+        on_lost: Callable[..., None],
         name: str,
         now: float,
+        ref: weakref.ref[Any] | None,
+        leased_at: float,
     ) -> None:
         self.renew = renew
         self.interval = interval
@@ -78,10 +89,13 @@ class Renewal:
         self.on_lost = on_lost
         self.name = name
         self.due = now + interval
-        self.last_ok = now
+        self.last_ok = leased_at
+        self.valid_until = leased_at + lease
         self.state = QUEUED
         self._owner = owner
+        self._ref = ref
         self._generation = owner._generation
+        self._epoch = 0
 
     def __repr__(self) -> str:
         return f"<Renewal {self.name!r} {self.state} due={self.due:.3f}>"
@@ -95,24 +109,42 @@ class Renewal:
         """Stop renewing (the holder releases). Cheap: no thread is woken or joined."""
         self._owner.cancel(self)
 
+    def _call(self, fn: Callable[..., Any]) -> Any:
+        """Call ``renew``/``on_lost`` with the holder (if registered with one); None if gone."""
+        if self._ref is None:
+            return fn()
+        holder = self._ref()
+        if holder is None:
+            raise _HolderGone
+        return fn(holder)
+
+
+class _HolderGone(Exception):
+    """The lock object was garbage-collected: stop renewing, let the lease run out."""
+
 
 class Renewer:
-    """Renews registered leases from one lazily started daemon thread, earliest due first.
+    """Renews registered leases, earliest due first, from lazily started daemon threads.
 
-    Each lease is renewed ``interval`` after its previous renewal attempt ended. A False reply
-    (the token is gone) ends renewal of that lease and calls its ``on_lost``; an unreachable
-    Redis is retried, and reported lost only once a whole ``lease`` passed without a success
-    (:func:`renewal_verdict`). Renewals run one at a time in due order, so a slow one delays the
-    others but never starves them: when it ends, it goes behind every lease already due. Give
-    clients a ``socket_timeout`` well below the TTL, since a hung call stalls every renewal in
-    the process, and keep ``on_lost`` short (it runs on this thread).
+    One scheduler thread decides what is due and never waits for Redis; up to ``workers``
+    I/O threads send the renewals. A True reply extends the lease's ``valid_until``; a False
+    reply (the token is gone) ends renewal of that lease and calls its ``on_lost``; an
+    unreachable Redis is retried. And a renewal still unanswered when the lease would end -
+    a hung server, a client connection busy with something else - is reported lost *then*,
+    by the scheduler, not whenever the call returns (:func:`renewal_verdict` for the replies).
+    Keep ``on_lost`` short: it runs on one of these threads.
 
-    After ``fork()`` the child starts with no registrations and no thread: leases held at fork
-    belong to the parent, which keeps renewing them.
+    Registered with ``owner=``, a lease is renewed only while that object lives: the renewer
+    keeps a weak reference, calls ``renew(owner)`` / ``on_lost(owner)``, and drops a lease
+    whose owner was garbage-collected without releasing (its lease then runs out by TTL).
+
+    After ``fork()`` the child starts with no registrations and no threads: leases held at
+    fork belong to the parent, which keeps renewing them.
     """
 
-    def __init__(self, name: str = "lock-renewer") -> None:
+    def __init__(self, name: str = "lock-renewer", workers: int = 4) -> None:
         self.name = name
+        self.max_workers = workers
         self._generation = 0
         self._reset()
         _renewers.add(self)
@@ -120,11 +152,13 @@ class Renewer:
     def _reset(self) -> None:
         # A new Condition: after fork the old one may be held by a thread that does not exist.
         self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, Renewal]] = []
+        self._heap: list[tuple[float, int, Renewal, int]] = []
         self._seq = itertools.count()
         self._live = 0  # registrations queued or running
-        self._stale = 0  # cancelled entries still in the heap
         self._thread: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[Renewal] = queue.SimpleQueue()
+        self._workers = 0
+        self._idle = 0
         # When the thread's current wait ends: register() wakes it only for an earlier due
         # time. -inf while it is awake (it looks at the heap before sleeping again).
         self._wake_at = -math.inf
@@ -134,35 +168,34 @@ class Renewer:
 
     def register(
         self,
-        renew: Callable[[], bool],
+        renew: Callable[..., bool],
         *,
         interval: float,
         lease: float,
-        on_lost: Callable[[], None],
+        on_lost: Callable[..., None],
         name: str = "",
+        owner: Any = None,
+        leased_at: float | None = None,
     ) -> Renewal:
-        """Renew with ``renew()`` every ``interval`` s until cancelled or the lease is lost."""
+        """Renew with ``renew()`` every ``interval`` s until cancelled or the lease is lost.
+
+        ``leased_at``: monotonic time the lease certainly began (default: now).
+        """
+        ref = None if owner is None else weakref.ref(owner)
         with self._cond:
-            renewal = Renewal(self, renew, interval, lease, on_lost, name, time.monotonic())
-            heapq.heappush(self._heap, (renewal.due, next(self._seq), renewal))
+            now = time.monotonic()
+            start = now if leased_at is None else leased_at
+            renewal = Renewal(self, renew, interval, lease, on_lost, name, now, ref, start)
             self._live += 1
+            self._schedule(renewal)
             if self._thread is None:
                 self._start_thread()
-            elif renewal.due < self._wake_at:
-                self._cond.notify()
         return renewal
 
     def cancel(self, renewal: Renewal) -> None:
         """Stop renewing ``renewal``; a renewal in flight finishes but reports nothing."""
         with self._cond:
-            if renewal._generation != self._generation or not renewal.active:
-                return  # registered before a fork, already cancelled, or lost
-            queued = renewal.state == QUEUED
-            renewal.state = CANCELLED
-            self._live -= 1
-            if queued:
-                self._stale += 1
-                self._prune()
+            self._drop(renewal, CANCELLED)
 
     def __len__(self) -> int:
         """Leases being renewed (queued or in flight)."""
@@ -170,38 +203,56 @@ class Renewer:
 
     @property
     def thread(self) -> threading.Thread | None:
-        """The renewal thread, if started in this process."""
+        """The scheduler thread, if started in this process."""
         return self._thread
 
-    # -- renewal thread ------------------------------------------------------------------------
+    # -- bookkeeping (holding the condition) ---------------------------------------------------
 
-    def _prune(self) -> None:
-        """Drop cancelled entries from the top of the heap, and rebuild the heap once most of
-        it is cancelled entries buried below live ones (amortised O(1) per cancel)."""
-        heap = self._heap
-        while heap and heap[0][2].state == CANCELLED:
-            heapq.heappop(heap)
-            self._stale -= 1
-        if self._stale > 64 and self._stale * 2 > len(heap):
-            self._heap = [entry for entry in heap if entry[2].state == QUEUED]
-            heapq.heapify(self._heap)
-            self._stale = 0
+    def _drop(self, renewal: Renewal, state: str) -> bool:
+        if renewal._generation != self._generation or not renewal.active:
+            return False  # registered before a fork, already cancelled, or lost
+        renewal.state = state
+        renewal._epoch += 1  # its heap entries are stale now
+        self._live -= 1
+        return True
+
+    def _schedule(self, renewal: Renewal) -> None:
+        """Push the renewal's next event: its due time (queued: no later than the lease's
+        end) or the lease's end (running)."""
+        renewal._epoch += 1
+        when = renewal.valid_until
+        if renewal.state == QUEUED:
+            when = min(renewal.due, when)
+        heapq.heappush(self._heap, (when, next(self._seq), renewal, renewal._epoch))
+        if when < self._wake_at:
+            self._cond.notify()
+        if len(self._heap) > 64 and len(self._heap) > 2 * self._live:
+            self._heap[:] = [entry for entry in self._heap if entry[3] == entry[2]._epoch]
+            heapq.heapify(self._heap)  # in place: the scheduler may hold a reference
+
+    # -- scheduler thread ----------------------------------------------------------------------
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
-    def _next_due(self) -> Renewal:
-        """Wait (holding the condition) for the earliest due lease, and mark it running."""
+    def _next_event(self) -> tuple[str, Renewal]:
+        """Wait (holding the condition) for the next due renewal or lease end."""
+        heap = self._heap
         while True:
-            self._prune()
+            while heap and heap[0][3] != heap[0][2]._epoch:
+                heapq.heappop(heap)  # stale: rescheduled, cancelled or lost since
             now = time.monotonic()
-            if self._heap and self._heap[0][0] <= now:
-                renewal = heapq.heappop(self._heap)[2]
-                renewal.state = RUNNING
+            if heap and heap[0][0] <= now:
+                renewal = heapq.heappop(heap)[2]
                 self._wake_at = -math.inf
-                return renewal
-            timeout = self._heap[0][0] - now if self._heap else None
+                if now >= renewal.valid_until:
+                    self._drop(renewal, LOST)  # no renewal answered in time
+                    return "lost", renewal
+                renewal.state = RUNNING
+                self._schedule(renewal)  # its lease end, should the call not come back
+                return "renew", renewal
+            timeout = heap[0][0] - now if heap else None
             self._wake_at = math.inf if timeout is None else now + timeout
             self._cond.wait(timeout)
             self._wake_at = -math.inf
@@ -210,16 +261,45 @@ class Renewer:
         try:
             while True:
                 with self._cond:
-                    renewal = self._next_due()
-                self._renew_once(renewal)
+                    kind, renewal = self._next_event()
+                    if kind == "renew" and self._idle == 0 and self._workers < self.max_workers:
+                        self._start_worker()
+                if kind == "renew":
+                    self._jobs.put(renewal)
+                else:
+                    self._report_lost(renewal)
         finally:  # not expected; if it happens, the next register() starts a new thread
             with self._cond:
                 if self._thread is threading.current_thread():
                     self._thread = None
 
+    # -- I/O workers ---------------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        self._workers += 1
+        self._idle += 1
+        name = f"{self.name}-io-{self._workers}"
+        threading.Thread(target=self._work, args=(self._jobs,), name=name, daemon=True).start()
+
+    def _work(self, jobs: queue.SimpleQueue[Renewal]) -> None:
+        while True:
+            renewal = jobs.get()
+            with self._cond:
+                self._idle -= 1
+            try:
+                self._renew_once(renewal)
+            finally:
+                with self._cond:
+                    self._idle += 1
+
     def _renew_once(self, renewal: Renewal) -> None:
+        sent_at = time.monotonic()
         try:
-            renewed: bool | None = bool(renewal.renew())
+            renewed: bool | None = bool(renewal._call(renewal.renew))
+        except _HolderGone:
+            with self._cond:
+                self._drop(renewal, CANCELLED)
+            return
         except LockUnavailableError as exc:
             log.warning("lock renewal of %r failed, will retry: %s", renewal.name, exc)
             renewed = None
@@ -229,20 +309,25 @@ class Renewer:
         now = time.monotonic()
         with self._cond:
             if renewal.state != RUNNING:
-                return  # cancelled meanwhile: the holder released, nothing to report
+                return  # cancelled meanwhile, or already reported lost at its lease's end
             if renewed:
-                renewal.last_ok = now
-            elif renewal_verdict(renewed, renewal.last_ok, renewal.lease, now):
-                renewal.state = LOST
-                self._live -= 1
-            if renewal.state == RUNNING:  # still ours, or Redis unreachable for now: retry
+                renewal.last_ok = sent_at
+                renewal.valid_until = sent_at + renewal.lease
+            if renewal_verdict(renewed, renewal.last_ok, renewal.lease, now):
+                self._drop(renewal, LOST)
+            else:  # still ours, or Redis unreachable for now: retry
                 renewal.state = QUEUED
                 renewal.due = now + renewal.interval
-                heapq.heappush(self._heap, (renewal.due, next(self._seq), renewal))
+                self._schedule(renewal)
                 return
+        self._report_lost(renewal)
+
+    def _report_lost(self, renewal: Renewal) -> None:
         log.warning("lock renewal: lease of %r lost, stopping its renewal", renewal.name)
         try:
-            renewal.on_lost()
+            renewal._call(renewal.on_lost)
+        except _HolderGone:
+            pass
         except Exception:  # the holder's callback must not kill the thread, nor fail silently
             log.exception("lock renewal: on_lost callback of %r failed", renewal.name)
 

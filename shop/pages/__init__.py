@@ -35,7 +35,9 @@ from shop.pages.purchase_panel import (
     remember_placement,
 )
 from shop.pages.sales import (
+    Allowance,
     SaleCard,
+    buyer_allowance,
     listed_sales,
     new_idempotency_key,
     sale_cards,
@@ -45,6 +47,8 @@ from shop.pages.strategy_notes import STRATEGY_NOTES, StrategyInfo, strategy_inf
 
 __all__ = [
     "ERROR_COPY",
+    "Allowance",
+    "buyer_allowance",
     "FALLBACK_COPY",
     "SESSION_PLACEMENTS",
     "STRATEGY_NOTES",

@@ -23,7 +23,8 @@ ERROR_COPY: dict[str, Copy] = {
     ),
     "limit_reached": Copy(
         "Limit reached",
-        "You already hold as many as this sale allows per buyer. Your orders are under My orders.",
+        "Each buyer may hold only so many units of a sale, counting pending and paid orders. "
+        "Your orders are under My orders.",
     ),
     "not_live": Copy(
         "This sale is not live",

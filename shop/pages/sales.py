@@ -1,5 +1,5 @@
-"""A sale as its pages show it: live status and stock (the same figures the API serves), the
-buy form's idempotency key and the server clock for countdowns."""
+"""A sale as its pages show it: live status and stock (the same figures the API serves), what
+the buyer may still buy, the buy form's idempotency key and the server clock for countdowns."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from seckill.holdings import units_allowed, units_held
 from seckill.models import Sale, SaleStatus
 from seckill.selectors.sales import listed_sales as all_sales
 from seckill.selectors.sales import sale_figures
@@ -54,3 +55,27 @@ def new_idempotency_key() -> str:
 def server_now_ms() -> int:
     """The server's clock for countdown scripts, which correct the browser's clock by it."""
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What the signed-in buyer may still buy in a sale: for the quantity box and the words."""
+
+    limit: int
+    held: int
+    may_buy: int
+
+    @property
+    def note(self) -> str:
+        if not self.held:
+            return f"Limit {self.limit} per buyer."
+        if self.held >= self.limit:
+            return f"You hold {self.held} of the {self.limit} this sale allows per buyer."
+        more = self.limit - self.held
+        return f"You hold {self.held} of the {self.limit} allowed per buyer: up to {more} more."
+
+
+def buyer_allowance(card: SaleCard, buyer_id: int) -> Allowance:
+    held = units_held(sale_id=card.sale.pk, buyer_id=buyer_id)
+    may_buy = units_allowed(sale=card.sale, held=held, stock_left=card.stock_left)
+    return Allowance(card.sale.per_user_limit, held, may_buy)

@@ -65,7 +65,7 @@ def test_sign_up_wait_for_the_start_buy_and_pay(new_context, artifacts):
     page.wait_for_url(ORDER_URL)
     order_id = int(ORDER_URL.search(page.url).group(1))
     expect(field(page, "order-id")).to_have_text(str(order_id))
-    expect(field(page, "order-status")).to_have_text("Pending Payment")
+    expect(field(page, "order-status")).to_have_text("Pending payment")
     expect(page.get_by_role("timer")).to_have_text(re.compile(r"^(\d+:)?[0-5]\d:[0-5]\d$"))
     expect(page.locator('[data-fact="fence"]')).to_contain_text("fencing token")
     page.screenshot(path=artifacts / "order-page.png", full_page=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import threading
 import time
@@ -9,34 +11,38 @@ import warnings
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from seckill.lock import Lock, LockNotOwnedError, LockUnavailableError
+from seckill.lock.aio import AsyncLock
 from seckill.lock.watchdog import RENEWER, Renewer
 
 
 def renewer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == RENEWER.name]
+    """The scheduler thread and its I/O workers (named ``<name>-io-<n>``)."""
+    return [t for t in threading.enumerate() if t.name.startswith(RENEWER.name)]
 
 
-def test_many_locks_stay_alive_with_one_renewal_thread(redis_client) -> None:
+def test_many_locks_stay_alive_with_a_few_shared_renewal_threads(redis_client) -> None:
     warm = Lock(redis_client, "renew-warm", ttl=0.6, watchdog=True)
-    warm.acquire()  # the shared thread exists from here on
-    threads_before, leases_before = threading.active_count(), len(RENEWER)
+    warm.acquire()  # the shared scheduler thread exists from here on
+    others, leases_before = threading.active_count() - len(renewer_threads()), len(RENEWER)
     locks = [Lock(redis_client, f"renew-many-{i}", ttl=0.6, watchdog=True) for i in range(100)]
     for lock in locks:
         assert lock.acquire(blocking=False)
-    assert threading.active_count() == threads_before  # no thread per lock
     assert len(RENEWER) == leases_before + 100
     time.sleep(2.0)  # > 3 x TTL; each lease renewed every 0.2 s
-    assert len(renewer_threads()) == 1
-    assert threading.active_count() == threads_before
+    # No thread per lock: one scheduler and at most max_workers I/O threads, for 101 leases.
+    assert 2 <= len(renewer_threads()) <= 1 + RENEWER.max_workers
+    assert threading.active_count() == others + len(renewer_threads())
     for lock in locks:
         assert not lock.lease_lost and redis_client.get(lock.key).decode() == lock.token
+    threads = len(renewer_threads())
     for lock in locks:
         lock.release()
     warm.release()
     assert len(RENEWER) == leases_before - 1
-    assert threading.active_count() == threads_before  # nothing joined, nothing left behind
+    assert len(renewer_threads()) == threads  # nothing joined, nothing started on release
 
 
 def test_stolen_and_deleted_leases_are_reported_while_the_others_are_kept(redis_client) -> None:
@@ -159,3 +165,30 @@ def test_forked_child_renews_its_own_leases_not_the_parents(redis_client, redis_
     time.sleep(0.7)  # past the parent's TTL: still renewed in the parent
     assert parent.owned() and not parent.lease_lost
     parent.release()
+
+
+def test_a_lock_dropped_without_release_stops_being_renewed(redis_client) -> None:
+    leases = len(RENEWER)
+    lock = Lock(redis_client, "renew-dropped", ttl=0.4, watchdog=True)
+    assert lock.acquire()
+    key = lock.key
+    del lock
+    gc.collect()
+    time.sleep(1.2)  # three leases: the renewer held it only weakly, so it ran out
+    assert not redis_client.exists(key)
+    assert len(RENEWER) == leases
+
+
+def test_an_async_lock_dropped_without_release_stops_being_renewed(redis_client, redis_url):
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        lock = AsyncLock(client, "renew-dropped-aio", ttl=0.4, watchdog=True)
+        assert await lock.acquire()
+        key = lock.key
+        del lock
+        gc.collect()
+        await asyncio.sleep(1.2)
+        assert not await client.exists(key)
+        await client.aclose()
+
+    asyncio.run(scenario())

@@ -23,7 +23,7 @@ def test_order_page_shows_status_deadline_and_actions(login):
     order_id = place(client, sale)
     html = client.get(f"/orders/{order_id}/").content.decode()
     assert f'data-field="order-id">{order_id}<' in html
-    assert "Pending Payment" in html and "Pay by" in html and 'role="timer"' in html
+    assert "Pending payment" in html and "Pay by" in html and 'role="timer"' in html
     assert f'action="/orders/{order_id}/pay/"' in html
     assert f'action="/orders/{order_id}/cancel/"' in html
     assert "<code>lock</code>" in html  # the how-it-works panel is on the order page too
@@ -110,7 +110,7 @@ def test_my_orders_lists_only_mine(login):
     html = mine.get("/orders/").content.decode()
     assert html.index(str(second)) < html.index(str(first))  # newest first
     assert str(theirs) not in html
-    assert sale.product.name in html and "Pending Payment" in html
+    assert sale.product.name in html and "Pending payment" in html
 
 
 def test_redis_atomic_order_page_while_still_queued(login, persist_tasks_held):

@@ -104,7 +104,7 @@ def test_buy_redirects_to_the_order_and_the_panel_explains_it(login):
     order = Order.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/orders/{order.pk}/"
     page = client.get(response["Location"]).content.decode()
-    assert str(order.pk) in page and "Pending Payment" in page
+    assert str(order.pk) in page and "Pending payment" in page
     deadline = order.pay_by.isoformat()
     assert f'data-countdown data-done-text="time is up" datetime="{deadline}"' in page
 
