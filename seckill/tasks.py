@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from seckill import lifecycle, order_queue
-from seckill.reconcile import reconcile_task  # noqa: F401  (registers seckill.reconcile)
+from seckill import lifecycle, order_queue, reconcile
 
 
 @shared_task(
@@ -31,3 +30,9 @@ def sweep() -> dict:
         "expired": lifecycle.expire_due_orders(),
         "persisted": order_queue.persist_stale_queued(),
     }
+
+
+@shared_task(name="seckill.reconcile")
+def reconcile_task(sale_id: int | None = None) -> dict:
+    """Periodic (beat): only the elected leader reconciles; other nodes return at once."""
+    return reconcile.reconcile_as_leader(sale_id)

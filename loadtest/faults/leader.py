@@ -22,7 +22,8 @@ NODE = """
 import json, os, sys, time
 import django
 django.setup()
-from seckill.reconcile import leader_lease, reconcile_task
+from seckill.reconcile import leader_lease
+from seckill.tasks import reconcile_task
 lease = leader_lease()
 while True:
     out = reconcile_task.run()
