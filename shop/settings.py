@@ -195,6 +195,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Orders and lab runs both have a "status" enum: name each, instead of a generated hash.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "seckill.models.OrderStatus",
+        "LabRunStatusEnum": "seckill.lab.models.RunStatus",
+    },
 }
 
 # Production hardening, on whenever DEBUG is off (HTTPS=0 for plain-HTTP deployments).
