@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate, get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
 from seckill.api.authentication import remember
-from seckill.errors import BadCredentials
+from seckill.errors import BadCredentials, InvalidRequest
 
 
 def register(username: str, password: str) -> str:
-    """Create a buyer and return their API token (inputs already validated)."""
-    with transaction.atomic():
-        user = get_user_model().objects.create_user(username=username, password=password)
-        token = Token.objects.create(user=user)
+    """Create a buyer and return their API token (inputs already validated).
+
+    A name taken between validation and insert (a concurrent sign-up) is the same 400 as one
+    taken before, not an outage."""
+    try:
+        with transaction.atomic():
+            user = get_user_model().objects.create_user(username=username, password=password)
+            token = Token.objects.create(user=user)
+    except IntegrityError:
+        raise InvalidRequest("that username is taken") from None
     remember([(token.key, user)])
     return token.key
 

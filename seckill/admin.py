@@ -131,6 +131,6 @@ class OrderAdmin(admin.ModelAdmin):
     ) -> tuple[QuerySet[Order], bool]:
         """Also match the order id exactly when the term is a number (ids are 64-bit)."""
         term = search_term.strip()
-        if term.isdigit() and int(term) < 2**63:
+        if term.isascii() and term.isdigit() and int(term) < 2**63:  # not "²": int() refuses it
             return queryset.filter(Q(pk=int(term)) | Q(buyer__username=term)), False
         return super().get_search_results(request, queryset, search_term)

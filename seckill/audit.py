@@ -262,21 +262,26 @@ def audit_sale(
 
 
 def global_checks() -> list[dict]:
-    """What no single sale sees: orders of missing sales, repeated idempotency keys (3)."""
+    """What no single sale sees: orders of missing sales, repeated idempotency keys (3).
+
+    Keys are per sale (a buyer may use the same key on two sales): a repeat is the same key twice
+    for one (sale, buyer), which the database's unique constraint should already have refused."""
     found = []
     orphans = Order.objects.exclude(sale_id__in=Sale.objects.values("pk")).count()
     if orphans:
         found.append(problem(5, "missing_sale", f"{orphans} orders refer to no sale"))
     repeated = (
         Order.objects.exclude(idempotency_key="")
-        .values("buyer_id", "idempotency_key")
+        .values("sale_id", "buyer_id", "idempotency_key")
         .annotate(n=Count("id"))
         .filter(n__gt=1)
     )
     if repeated.exists():
         found.append(
             problem(
-                3, "idempotency_key_reused", f"{repeated.count()} (buyer, key) pairs have >1 order"
+                3,
+                "idempotency_key_reused",
+                f"{repeated.count()} (sale, buyer, key) triples have >1 order",
             )
         )
     return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import redis
 from django.db import DatabaseError, IntegrityError
@@ -101,15 +101,19 @@ def place_order(
                 return replay
         if quantity > sale.per_user_limit:
             raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
-        if sale.require_purchase_token:
-            purchase_tokens.consume(sale, buyer.pk, purchase_token)
-        try:
-            placement = STRATEGIES[sale.strategy](sale, buyer, quantity, key)
-        except IntegrityError:
-            # Two requests with one Idempotency-Key raced past the check (strategy unsafe):
-            # the unique constraint let one through; the other gets the first order.
-            replay = replayed(sale, buyer.pk, key)
-            if replay is None:
-                raise
-            return replay
+        token_spent = (
+            purchase_tokens.spent_on_success(sale, buyer.pk, purchase_token)
+            if sale.require_purchase_token
+            else nullcontext()
+        )
+        with token_spent:
+            try:
+                placement = STRATEGIES[sale.strategy](sale, buyer, quantity, key)
+            except IntegrityError:
+                # Two requests with one Idempotency-Key raced past the check (strategy unsafe):
+                # the unique constraint let one through; the other gets the first order.
+                replay = replayed(sale, buyer.pk, key)
+                if replay is None:
+                    raise
+                return replay
     return placement

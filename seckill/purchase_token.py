@@ -9,6 +9,8 @@ live, and each token buys at most once, within a short TTL.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,13 +20,20 @@ from seckill.keys import sale_keys
 from seckill.models import Sale, SaleStatus
 from shop.redis_client import get_redis
 
-# Compare-and-delete: the token is used up by the request that presents it, and only that one.
-CONSUME = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
+# A token is held while its purchase runs and spent only if an order comes of it: a refusal the
+# buyer may retry (429 busy, 503) must not burn it. KEYS: the buyer's token key. ARGV: token.
+HOLD = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], 'held:' .. ARGV[1], 'KEEPTTL')
+return 1
+"""
+GIVE_BACK = """
+if redis.call('GET', KEYS[1]) == 'held:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 end
-return 0
+"""
+SPEND = """
+if redis.call('GET', KEYS[1]) == 'held:' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
 
@@ -42,10 +51,18 @@ def issue(sale: Sale, buyer_id: int) -> tuple[str, int]:
     return token, ttl
 
 
-def consume(sale: Sale, buyer_id: int, token: str | None) -> None:
-    """Use up the buyer's token, or refuse the purchase."""
+@contextmanager
+def spent_on_success(sale: Sale, buyer_id: int, token: str | None) -> Iterator[None]:
+    """Hold the buyer's token while the purchase runs (a second request with it is refused, so
+    it still buys at most once), spend it if the purchase succeeds, give it back if it raises."""
     if not token or len(token) > 64:
         raise PurchaseTokenInvalid("this sale needs a purchase token: request one first")
-    used = get_redis().eval(CONSUME, 1, token_key(sale.pk, buyer_id), token)
-    if not used:
+    client, key = get_redis(), token_key(sale.pk, buyer_id)
+    if not client.eval(HOLD, 1, key, token):
         raise PurchaseTokenInvalid("the purchase token is invalid, used or expired")
+    try:
+        yield
+    except BaseException:
+        client.eval(GIVE_BACK, 1, key, token)
+        raise
+    client.eval(SPEND, 1, key, token)

@@ -174,8 +174,22 @@ def _optional_time(value):
     return None if value is None else _TIME.to_representation(value)
 
 
+class StrictQuantityField(serializers.IntegerField):
+    """A unit count as a JSON integer, or (form bodies) its plain ASCII digits: no ``"2 "``,
+    ``"١"``, ``1.0`` or ``true`` read as a number the buyer may not have meant."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, str) and not (data.isascii() and data.isdigit() and len(data) <= 10):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PlaceOrderSerializer(serializers.Serializer):
-    quantity = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+    """A purchase states its quantity: an empty or garbage body is a 400, never one unit."""
+
+    quantity = StrictQuantityField(min_value=1, max_value=1000)
 
 
 class CredentialsSerializer(serializers.Serializer):
@@ -185,7 +199,10 @@ class CredentialsSerializer(serializers.Serializer):
 
 class RegisterSerializer(CredentialsSerializer):
     def validate_username(self, value: str) -> str:
+        """Checked as it will be stored: NFKC-normalised ("ｓｔａｆｆ" is "staff"), as the
+        browser's sign-up and sign-in see it too."""
         user_model = get_user_model()
+        value = user_model.normalize_username(value)
         field = user_model._meta.get_field("username")
         for validator in field.validators:
             validator(value)

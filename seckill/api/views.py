@@ -49,8 +49,10 @@ class IsStaffOrReadOnly(permissions.BasePermission):
 
 
 def parse_order_id(raw: str) -> int:
-    """Order ids travel as strings; anything that is not one of ours is simply not found."""
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ORDER_ID:
+    """Order ids travel as strings; anything that is not one of ours is simply not found.
+
+    ASCII digits only: ``str.isdigit`` also accepts "²" or "①", which ``int`` then refuses."""
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ORDER_ID:
         raise NotFound(f"no order {raw[:40]}")
     return int(raw)
 

@@ -1,6 +1,7 @@
 """The order API end to end over DRF's test client: statuses, bodies and error codes."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -47,6 +48,9 @@ def test_idempotency_key_replay_returns_first_order(make_client):
     assert Sale.objects.get(pk=sale.pk).stock_left == 4
 
 
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
 @pytest.mark.parametrize(
     ("payload", "kwargs"),
     [
@@ -56,6 +60,19 @@ def test_idempotency_key_replay_returns_first_order(make_client):
         ({"quantity": "lots"}, {"format": "json"}),
         ("{not json", {"content_type": "application/json"}),
         ({"quantity": 1}, {"format": "json", "HTTP_IDEMPOTENCY_KEY": "spaces are bad"}),
+        # issue 15: loose numbers, and no stated quantity at all, were read as units
+        ({"quantity": "2 "}, {"format": "json"}),
+        ({"quantity": "\u0661"}, {"format": "json"}),  # ARABIC-INDIC DIGIT ONE
+        ({"quantity": 1.0}, {"format": "json"}),
+        ({"quantity": True}, {"format": "json"}),
+        ({}, {"format": "json"}),
+        ("", {"content_type": "application/json"}),
+        ("quantity=%C2%B2", {"content_type": "application/x-www-form-urlencoded"}),
+        # issue 15: nesting past the recursion limit was a RecursionError (500)
+        pytest.param(DEEP, {"content_type": "application/json"}, id="deep-array"),
+        pytest.param(
+            '{"quantity": ' + DEEP + "}", {"content_type": "application/json"}, id="deep-field"
+        ),
     ],
 )
 def test_bad_input_is_400_invalid_and_changes_nothing(make_client, payload, kwargs):
@@ -207,3 +224,52 @@ def test_purchase_tokens_only_while_live(make_client):
     sale = make_sale(starts_in=timezone.timedelta(minutes=5))
     response = make_client().post(f"/api/v1/sales/{sale.pk}/purchase-token/")
     assert response.status_code == 409 and error_code(response) == "not_live"
+
+
+def test_register_checks_the_name_as_it_will_be_stored(db, redis_client):
+    """Full-width "ｓｔａｆｆ" is "staff" once NFKC-normalised: taken (400), not a 503 from the
+    database's unique index; a free full-width name is stored normalised."""
+    get_user_model().objects.create_user("staff", password="a-long-passphrase-42")
+    client = APIClient()
+    taken = client.post(
+        "/api/v1/auth/register/", {"username": "ｓｔａｆｆ", "password": "a-long-passphrase-42"}
+    )
+    assert taken.status_code == 400 and "username" in taken.json()["error"]["fields"]
+    fresh = client.post(
+        "/api/v1/auth/register/", {"username": "ｂｏｂ", "password": "a-long-passphrase-42"}
+    )
+    assert fresh.status_code == 201
+    assert get_user_model().objects.filter(username="bob").exists()
+
+
+def test_a_busy_refusal_does_not_burn_the_purchase_token(make_client, settings):
+    """429 busy says a retry is safe: the retry with the same token (and key) must buy."""
+    from seckill.locking import item_lock
+
+    settings.SECKILL_LOCK_WAIT = 0.05
+    sale = make_sale(stock=5, per_user_limit=1)
+    Sale.objects.filter(pk=sale.pk).update(require_purchase_token=True)
+    client = make_client()
+    token = client.post(f"/api/v1/sales/{sale.pk}/purchase-token/").json()["token"]
+    url, headers = f"/api/v1/sales/{sale.pk}/orders/", {"HTTP_PURCHASE_TOKEN": token}
+    held = item_lock(sale.pk)
+    assert held.acquire(blocking=False)
+    try:
+        busy = client.post(url, {"quantity": 1}, format="json", HTTP_IDEMPOTENCY_KEY="k", **headers)
+    finally:
+        held.release()
+    assert busy.status_code == 429 and error_code(busy) == "busy"
+    placed = client.post(url, {"quantity": 1}, format="json", HTTP_IDEMPOTENCY_KEY="k", **headers)
+    assert placed.status_code == 201, placed.json()
+    again = client.post(url, {"quantity": 1}, format="json", HTTP_IDEMPOTENCY_KEY="k2", **headers)
+    assert again.status_code == 403  # spent by the order it bought
+
+
+@pytest.mark.parametrize("raw", ["²", "①", "١", "１"])
+@pytest.mark.parametrize("action", ["", "pay/", "cancel/"])
+def test_non_ascii_digits_are_no_order_id(make_client, raw, action):
+    """str.isdigit() says yes to these and int() then refused them: a 500 before."""
+    client = make_client()
+    path = f"/api/v1/orders/{raw}/{action}"
+    response = client.post(path) if action else client.get(path)
+    assert response.status_code == 404 and error_code(response) == "not_found"

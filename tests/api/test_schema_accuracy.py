@@ -71,7 +71,11 @@ def test_refusals_match_the_schema(openapi, make_client):
     refusals = [
         ("invalid", 400, buyer.post(f"/api/v1/sales/{sale.pk}/orders/", {"quantity": 0})),
         ("unauthenticated", 401, post_order(APIClient(), sale)),
-        ("not_found", 404, buyer.post("/api/v1/sales/987654/orders/", {}, format="json")),
+        (
+            "not_found",
+            404,
+            buyer.post("/api/v1/sales/987654/orders/", {"quantity": 1}, format="json"),
+        ),
         ("limit_reached", 409, post_order(buyer, sale)),
         ("not_live", 409, post_order(buyer, make_sale(starts_in=timezone.timedelta(hours=1)))),
     ]

@@ -69,6 +69,7 @@ def test_order_changelist_filters_and_searches(staff_client, redis_client):
     by_id = staff_client.get(ORDERS, {"q": str(order.pk)}).content.decode()
     assert people[0].username in by_id and people[1].username not in by_id
     assert staff_client.get(ORDERS, {"q": "9" * 30}).status_code == 200
+    assert staff_client.get(ORDERS, {"q": "²"}).status_code == 200  # isdigit, yet no int: was 500
 
     change = staff_client.get(reverse("admin:seckill_order_change", args=[order.pk]))
     assert change.status_code == 200

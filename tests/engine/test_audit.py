@@ -80,6 +80,16 @@ def test_clean_sale_is_ok(strategy, redis_client):
     json.dumps(report)
 
 
+def test_one_idempotency_key_on_two_sales_is_no_violation(redis_client):
+    """Keys are per sale: the same key for one buyer on two sales is two distinct purchases."""
+    (buyer,) = users(1)
+    first, second = make_sale(stock=3), make_sale(stock=3, strategy="db_row_lock")
+    place_order(first.pk, buyer, 1, "same-key")
+    place_order(second.pk, buyer, 1, "same-key")
+    report = audit()
+    assert report["violations"] == [] and report["ok"], report
+
+
 def test_sold_out_sale_is_ok_and_persisting_queued_orders_keeps_it_ok(redis_client):
     sale, _ = sold_sale("redis_atomic", stock_total=3, buyers=3)
     assert audit(sale.pk, settle=0)["ok"]
