@@ -67,3 +67,10 @@ def health_report() -> tuple[bool, dict]:
         "down": down,
         "components": components,
     }
+
+
+def without_details(report: dict) -> dict:
+    """The report for anyone but staff: which components are up or down, not host names,
+    worker names or exception text (they map the deployment for an attacker)."""
+    components = {name: {"status": c["status"]} for name, c in report["components"].items()}
+    return {**report, "components": components}

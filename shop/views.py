@@ -3,13 +3,13 @@
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from shop import pages
-from shop.health import health_report
+from shop.health import health_report, without_details
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """Every sale with its live status and stock; a small script keeps the figures fresh."""
     cards = pages.sale_cards(pages.listed_sales())
@@ -22,8 +22,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database, Redis and a Celery worker all answer; 503 naming what is down."""
+    """200 when the database, Redis, a Celery worker and this process's worker-id lease are all
+    fine; 503 naming what is down. Details (hosts, workers, errors) for staff only."""
     healthy, report = health_report()
+    if not request.user.is_staff:
+        report = without_details(report)
     return JsonResponse(report, status=200 if healthy else 503)

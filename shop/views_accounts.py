@@ -55,7 +55,7 @@ def safe_next(request: HttpRequest) -> str:
     return resolve_url(settings.LOGIN_REDIRECT_URL)  # a URL ("/"), never the bare name "home"
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     """Create a buyer and sign them in straight away, back to the page that sent them here."""
     form = SignupForm(request.POST or None)

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from seckill import lifecycle, rate_limit
 from seckill.errors import Busy, InvalidRequest, NotFound, SeckillError
@@ -82,7 +82,7 @@ def placement_throttle_wait(request: HttpRequest) -> float | None:
 
 
 @never_cache
-@require_GET
+@require_safe
 @seckill_errors
 def sale_detail(request: HttpRequest, sale_id: int) -> HttpResponse:
     return render_sale(request, get_sale(sale_id=sale_id))
@@ -126,7 +126,7 @@ def buy(request: HttpRequest, sale_id: int) -> HttpResponse:
 
 @never_cache
 @login_required
-@require_GET
+@require_safe
 @seckill_errors
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     order = owned_order(order_id=order_id, buyer=request.user)
@@ -179,7 +179,7 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 @seckill_errors
 def my_orders(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/orders.html", {"orders": pages.orders_of(request.user)})

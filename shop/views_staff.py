@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from seckill import lifecycle
 from seckill.errors import NotFound, SeckillError
@@ -17,7 +17,7 @@ from shop.views_common import seckill_errors, staff_required
 
 @never_cache
 @staff_required
-@require_GET
+@require_safe
 @seckill_errors
 def dashboard(request: HttpRequest) -> HttpResponse:
     audit = pages.run_audit()

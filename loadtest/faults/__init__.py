@@ -22,6 +22,7 @@ from typing import Any
 
 from loadtest.faults.buyers import Answer, buy_until_final, crowd, place
 from loadtest.faults.leader import leader_killed
+from loadtest.faults.order_ids import redis_wipe_with_late_web_processes
 from loadtest.faults.redis_outage import (
     redis_restart,
     redis_restart_mid_critical_section,
@@ -30,6 +31,7 @@ from loadtest.faults.redis_outage import (
 )
 from loadtest.faults.result import Result
 from loadtest.faults.rig import Rig
+from loadtest.faults.staff_reset import staff_reset_during_sale
 from loadtest.faults.workers import celery_worker_killed, gunicorn_worker_killed
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
     "redis_restart_mid_critical_section",
     "redis_restart_under_load",
     "redis_unreachable",
+    "redis_wipe_with_late_web_processes",
+    "staff_reset_during_sale",
 ]
 
 SCENARIOS: dict[str, Callable[..., Result]] = {
@@ -58,6 +62,8 @@ SCENARIOS: dict[str, Callable[..., Result]] = {
     "redis_unreachable": redis_unreachable,
     "celery_worker_killed": celery_worker_killed,
     "leader_killed": leader_killed,
+    "redis_wipe_with_late_web_processes": redis_wipe_with_late_web_processes,
+    "staff_reset_during_sale": staff_reset_during_sale,
 }
 
 # (scenario, kwargs) per size: the CI size finishes in well under a minute each.
@@ -69,6 +75,8 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("redis_unreachable", {}),
         ("celery_worker_killed", {"buyers": 20, "stock": 20}),
         ("leader_killed", {"rounds": 1}),
+        ("redis_wipe_with_late_web_processes", {"buyers": 19, "stock": 16}),
+        ("staff_reset_during_sale", {"buyers": 16, "stock": 8, "resets": 1}),
     ],
     "full": [
         ("gunicorn_worker_killed", {"buyers": 30, "stock": 10}),
@@ -95,5 +103,13 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ],
         ("celery_worker_killed", {"buyers": 200, "stock": 150}),
         ("leader_killed", {"rounds": 3}),
+        *[
+            ("redis_wipe_with_late_web_processes", {"strategy": s})
+            for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")
+        ],
+        *[
+            ("staff_reset_during_sale", {"strategy": s, "buyers": 60, "stock": 30, "resets": 3})
+            for s in ("lock", "lock_fenced", "db_row_lock", "redis_atomic")
+        ],
     ],
 }

@@ -33,7 +33,7 @@ class RunListView(APIView):
 
     @extend_schema(
         summary="Kept lab runs, newest first",
-        responses={200: RunListSerializer(many=True), 403: ERROR},
+        responses={200: RunListSerializer(many=True), 401: ERROR, 403: ERROR},
     )
     def get(self, request: Request) -> Response:
         engine.close_orphans_if_idle()
@@ -46,7 +46,7 @@ class RunListView(APIView):
         "database) on a lab sale of its own. One run at a time: 409 `lab_busy` while another "
         "runs. The answer comes at once; poll the run for its figures.",
         request=RunParametersSerializer,
-        responses={202: RunSerializer, 400: ERROR, 403: ERROR, 409: ERROR},
+        responses={202: RunSerializer, 400: ERROR, 401: ERROR, 403: ERROR, 409: ERROR},
     )
     def post(self, request: Request) -> Response:
         data = RunParametersSerializer(data=request.data)
@@ -60,7 +60,7 @@ class RunDetailView(APIView):
 
     @extend_schema(
         summary="A lab run: live figures while it runs, kept figures and verdict after",
-        responses={200: RunSerializer, 403: ERROR, 404: ERROR},
+        responses={200: RunSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
     )
     def get(self, request: Request, pk: int) -> Response:
         engine.close_orphans_if_idle()
@@ -75,7 +75,7 @@ class RunStopView(APIView):
         description="Buyers not yet answered stop pressing Buy; the attempts in flight finish, "
         "then the run is audited and kept as `stopped`. Stopping an ended run changes nothing.",
         request=None,
-        responses={202: RunSerializer, 403: ERROR, 404: ERROR},
+        responses={202: RunSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
     )
     def post(self, request: Request, pk: int) -> Response:
         run = get_run(pk)

@@ -38,9 +38,7 @@ def sections(attempts: Sequence[Attempt]) -> list[Section]:
             continue
         end = next((t for t in (a.wrote, a.released, a.end) if t is not None), start)
         found.append(
-            Section(
-                index, a.buyer, start, max(end, start), a.wrote is not None, a.code == "stale_fence"
-            )
+            Section(index, a.buyer, start, max(end, start), a.wrote is not None, a.refused)
         )
     return sorted(found, key=lambda s: (s.start, s.end))
 
@@ -98,10 +96,38 @@ def sold_over_time(attempts: Sequence[Attempt]) -> list[list[float]]:
     return [[t, n] for n, t in enumerate(times, start=1)]
 
 
+def batches(attempts: Sequence[Attempt], found: Sequence[Section]) -> list[dict]:
+    """Group commit: each batch, the buyer whose lock hold decided it (same fence as the
+    batch's orders) and the buyers whose orders it wrote, in the order they were decided.
+    ``size`` counts every request it decided, sold out ones too (they have no order)."""
+    holders = {attempts[s.index].fence: attempts[s.index].buyer for s in found}
+    grouped: dict[str, list[Attempt]] = {}
+    for a in attempts:
+        if a.batch_id is not None:
+            grouped.setdefault(a.batch_id, []).append(a)
+    listed = []
+    for batch_id, members in grouped.items():
+        members.sort(key=lambda a: a.batch_position or 0)
+        first = members[0]
+        listed.append(
+            {
+                "batch_id": batch_id,
+                "size": first.batch_size,
+                "fence": first.order_fence,
+                "decided_by": holders.get(first.order_fence),
+                "decided_at": min(a.end or 0.0 for a in members),
+                "buyers": [a.buyer for a in members],
+            }
+        )
+    return sorted(listed, key=lambda b: b["decided_at"])
+
+
 def summarize(attempts: Sequence[Attempt], *, stock: int, buyers: int, elapsed_ms: float) -> dict:
     """Everything the page draws, JSON-able."""
     found = sections(attempts)
     marked = overlapping(found)
+    grouped = batches(attempts, found)
+    riders = {b["fence"]: b["buyers"] for b in grouped}
     waits = [a.lock_wait_ms for a in attempts if a.lock_wait_ms is not None]
     sold = sum(1 for a in attempts if a.code in SOLD_CODES)
     answered = {a.buyer for a in attempts if a.code is not None and a.code not in ("busy",)}
@@ -117,6 +143,7 @@ def summarize(attempts: Sequence[Attempt], *, stock: int, buyers: int, elapsed_m
             "stalled": attempts[s.index].stalled,
             "fence": attempts[s.index].fence,
             "stock_read": attempts[s.index].stock_read,
+            "batch": riders.get(attempts[s.index].fence, [])[:50],
         }
         for s in found[:TIMELINE_LIMIT]
     ]
@@ -139,11 +166,15 @@ def summarize(attempts: Sequence[Attempt], *, stock: int, buyers: int, elapsed_m
             "p99": percentile(waits, 99),
             "max": round(max(waits), 1) if waits else None,
         },
-        "fence_refusals": sum(1 for a in attempts if a.code == "stale_fence"),
+        "fence_refusals": sum(1 for a in attempts if a.refused),
         "sections": len(found),
         "overlapping_sections": len(marked),
         "most_at_once": most_at_once(found),
         "stale_readers": len(stale_readers(attempts)),
         "timeline": timeline,
         "timeline_truncated": len(found) > TIMELINE_LIMIT,
+        "batches": grouped[:TIMELINE_LIMIT],
+        "mean_batch_size": (
+            round(sum(b["size"] or 0 for b in grouped) / len(grouped), 1) if grouped else None
+        ),
     }

@@ -14,17 +14,17 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from seckill import order_queue, probes, sale_cache, stock
-from seckill.audit import audit
+from seckill.audit import audit_sale
 from seckill.errors import SeckillError, StaleFence
 from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
@@ -48,7 +48,7 @@ STALL_HEAD_START = 1.0  # the stalled buyer enters alone, at most this long befo
 RUN_LOCK = "seckill:lab:run"
 LIVE_TTL = 3600
 BUYER_PREFIX = "lab-buyer-"
-FINAL_STATUSES = {200, 201, 202, 409, 503}
+FINAL_STATUSES = {200, 201, 202, 409, 500, 503}  # 429 is pressed again
 
 
 def live_key(run_id: int) -> str:
@@ -171,42 +171,55 @@ def empty_live(params: RunParameters) -> dict:
 
 
 class Crowd:
-    """The buyers of one run and the two things that end it early: Stop, and the deadline."""
+    """The buyers of one run and the two things that end it early: Stop, and the deadline.
+
+    Each attempt is one task on a pool of THREADS threads; a buyer told 429 queues its next
+    attempt behind everyone waiting, so a crowd of 500 all get their first press in before the
+    first ones press again (as a real crowd's would)."""
 
     def __init__(self, run: LabRun, params: RunParameters) -> None:
         self.run, self.params = run, params
         self.recorder = Recorder()
         self.stop = threading.Event()
         self.deadline = time.monotonic() + params.time_limit_s
+        self.pending = 0
+        self.idle = threading.Condition()
+        self.pool: ThreadPoolExecutor | None = None
 
     def over(self) -> bool:
         return self.stop.is_set() or time.monotonic() >= self.deadline
 
-    def buyer(self, number: int, user) -> None:
-        """One buyer: presses Buy until the answer is final (or the run is over)."""
-        stalled = number == 1 and self.params.stall_ms > 0
-        overrides = self.params.overrides(stalled=stalled)
-        key = f"lab-{self.run.pk}-{number}"
+    def submit(self, number: int, user, attempt: int, not_before: float = 0.0) -> Future:
+        with self.idle:
+            self.pending += 1
+        return self.pool.submit(self.press, number, user, attempt, not_before)
+
+    def press(self, number: int, user, attempt: int, not_before: float) -> None:
+        """One press of Buy; a 429 queues the next press RETRY_PAUSE later."""
         try:
-            for attempt in range(1, 1000):
-                if self.over():
-                    return
-                record = self.recorder.begin(number, attempt, stalled=stalled)
-                with probes.probing(AttemptProbe(self.recorder, record, overrides)):
-                    self.place(record, user, key)
-                if record.status in FINAL_STATUSES:
-                    return
-                stalled, overrides = False, self.params.overrides(stalled=False)
-                time.sleep(RETRY_PAUSE)
+            pause = not_before - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if self.over():
+                return
+            stalled = number == 1 and attempt == 1 and self.params.stall_ms > 0
+            record = self.recorder.begin(number, attempt, stalled=stalled)
+            overrides = self.params.overrides(stalled=stalled)
+            with probes.probing(AttemptProbe(self.recorder, record, overrides)):
+                self.place(record, user, f"lab-{self.run.pk}-{number}")
+            if record.status not in FINAL_STATUSES:
+                self.submit(number, user, attempt + 1, time.monotonic() + RETRY_PAUSE)
         finally:
-            close_old_connections()
-            connection.close()
+            connection.close()  # back to the pool between presses: threads change buyers
+            with self.idle:
+                self.pending -= 1
+                self.idle.notify_all()
 
     def place(self, record: Attempt, user, key: str) -> None:
         try:
             placement = place_order(self.run.sale_id, user, 1, key)
         except StaleFence:
-            record.status, record.code = 429, "stale_fence"
+            record.status, record.code, record.refused = 429, "stale_fence", True
         except SeckillError as exc:
             record.status, record.code = exc.status, exc.code
         except Exception:  # the lab shows it rather than dying with it
@@ -218,8 +231,13 @@ class Crowd:
             else:
                 record.status = 202 if placement.queued else 201
                 record.code = "accepted" if placement.queued else "created"
-            record.fence = placement.fence if placement.fence is not None else record.fence
+            record.order_fence = placement.fence
             record.order_id = str(placement.order.id)
+            batch_id = getattr(placement.order, "batch_id", None)
+            if batch_id is not None:
+                record.batch_id = str(batch_id)
+                record.batch_position = placement.order.batch_position
+                record.batch_size = placement.order.batch_size
         finally:
             record.end = self.recorder.now()
 
@@ -238,11 +256,13 @@ class Crowd:
         """Run every buyer; how the run ended (``done``, ``deadline`` or ``stopped``)."""
         client = get_redis()
         with ThreadPoolExecutor(min(THREADS, len(users)), thread_name_prefix="lab-buyer") as pool:
-            futures = [pool.submit(self.buyer, 1, users[0])]
+            self.pool = pool
+            first = self.submit(1, users[0], 1)
             if self.params.stall_ms:  # buyer 1 first, so it is the holder that stalls
-                self.wait_for_entry(futures[0])
-            futures += [pool.submit(self.buyer, n, u) for n, u in enumerate(users[1:], start=2)]
-            while wait(futures, timeout=FLUSH_EVERY).not_done:
+                self.wait_for_entry(first)
+            for number, user in enumerate(users[1:], start=2):
+                self.submit(number, user, 1)
+            while not self.settled(FLUSH_EVERY):
                 if client.exists(stop_key(self.run.pk)):
                     self.stop.set()
                 self.publish()
@@ -250,7 +270,11 @@ class Crowd:
             return "stopped"
         return "deadline" if time.monotonic() >= self.deadline else "done"
 
-    def wait_for_entry(self, first) -> None:
+    def settled(self, timeout: float) -> bool:
+        with self.idle:
+            return self.idle.wait_for(lambda: self.pending == 0, timeout=timeout)
+
+    def wait_for_entry(self, first: Future) -> None:
         until = time.monotonic() + STALL_HEAD_START
         while time.monotonic() < until and not first.done():
             attempts = self.recorder.attempts()
@@ -263,14 +287,15 @@ def execute(run_id: int, lock: Lock) -> None:
     """Run the crowd, audit the sale, keep the figures, delete the sale, free the lab."""
     run = LabRun.objects.get(pk=run_id)
     params = RunParameters.from_dict(run.params)
+    crowd = Crowd(run, params)
     try:
-        crowd = Crowd(run, params)
         ended_by = crowd.go(lab_buyers(params.buyers))
         if params.strategy == Strategy.REDIS_ATOMIC:
             # What Celery would do next, done now so the audit sees it.
             order_queue.drain(run.sale_id)
-        report = audit(run.sale_id)
-        sale_report = report["sales"][0] if report["sales"] else {}
+        # This sale only: the shop's own sales are the dashboard's business, not the run's.
+        sale_report = audit_sale(Sale.objects.get(pk=run.sale_id), get_redis())
+        audit_ok = not sale_report["violations"]
         summary = crowd.summary()
         summary["ended_by"] = ended_by
         summary["narrative"] = narrative.explain(
@@ -278,14 +303,14 @@ def execute(run_id: int, lock: Lock) -> None:
             crowd.recorder.attempts(),
             summary,
             audit=sale_report,
-            audit_ok=report["ok"],
+            audit_ok=audit_ok,
             ended_by=ended_by,
         )
-        run.summary, run.audit, run.audit_ok = summary, sale_report, report["ok"]
+        run.summary, run.audit, run.audit_ok = summary, sale_report, audit_ok
         run.status = RunStatus.STOPPED if ended_by == "stopped" else RunStatus.FINISHED
     except Exception as exc:
         log.exception("lab run %s failed", run_id)
-        run.status, run.summary = RunStatus.FAILED, {**run.summary, "error": str(exc)}
+        run.status, run.summary = RunStatus.FAILED, {**crowd.summary(), "error": str(exc)}
     finally:
         try:
             delete_lab_sale(run.sale_id)

@@ -120,12 +120,17 @@ def _stalled(attempts: Sequence[Attempt], params: RunParameters) -> list[str]:
         return [words + ", but no other buyer came for the lock meanwhile."]
     words += f" and buyer {intruder.buyer} took the lock"
     words += f" (fence {intruder.fence})." if intruder.fence is not None else "."
-    if stalled.code == "stale_fence":
+    if stalled.refused:
         after = next(
             (a for a in attempts if a.buyer == stalled.buyer and a.attempt > stalled.attempt),
             None,
         )
-        retry = f" It tried again and was told {after.code.replace('_', ' ')}." if after else ""
+        if after is not None and after.code:  # told 429, the buyer pressed again
+            retry = f" It tried again and was told {after.code.replace('_', ' ')}."
+        elif stalled.code and stalled.code != "stale_fence":  # group commit decided it again
+            retry = f" The next holder decided its request again: {stalled.code.replace('_', ' ')}."
+        else:
+            retry = ""
         return [
             words,
             f"When buyer {stalled.buyer} woke, the database refused its write: its fence "
@@ -157,6 +162,7 @@ def _serialized(summary: dict, params: RunParameters) -> list[str]:
     if waits["count"]:
         words += f"; buyers waited for it (p50 {_ms(waits['p50'])}, p99 {_ms(waits['p99'])})"
     sentences = [words + "."]
+    sentences += _group_commit(summary)
     busy = summary["codes"].get("busy", 0)
     if busy:
         sentences.append(
@@ -164,6 +170,22 @@ def _serialized(summary: dict, params: RunParameters) -> list[str]:
             "tried again."
         )
     return sentences
+
+
+def _group_commit(summary: dict) -> list[str]:
+    grouped = summary.get("batches") or []
+    if not grouped:
+        return []
+    biggest = max(grouped, key=lambda b: b["size"] or 0)
+    who = ", ".join(str(buyer) for buyer in biggest["buyers"][:12])
+    who += ", …" if len(biggest["buyers"]) > 12 else ""
+    holder = f"buyer {biggest['decided_by']}" if biggest["decided_by"] else "one holder"
+    return [
+        "Each holder decided every buyer then waiting in one transaction (group commit): "
+        f"{_plural(len(grouped), 'batch', 'batches')}, {summary['mean_batch_size']} requests per "
+        f"batch on average; {holder} decided {biggest['size']} requests in one go (fence "
+        f"{biggest['fence']}), writing the orders of buyers {who}."
+    ]
 
 
 def _late_renewal(params: RunParameters) -> str:

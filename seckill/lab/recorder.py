@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-STAMPS = ("entered", "read", "wrote", "released")
+STAMPS = ("entered", "read", "wrote", "released")  # the first of each counts: the attempt's section
 
 
 @dataclass
@@ -31,8 +31,15 @@ class Attempt:
     status: int | None = None  # the HTTP status the API would have sent
     code: str | None = None  # created, accepted, replayed, or the error code; stale_fence
     lock_wait_ms: float | None = None
-    fence: int | None = None
+    fence: int | None = None  # of the lock hold it entered with
+    order_fence: int | None = None  # on its order: the hold that decided it (group commit)
+    refused: bool = False  # lock_fenced: the database refused this holder's write (stale fence)
     order_id: str | None = None
+    # Group commit (lock, lock_fenced): the batch its order was decided in, by whichever buyer
+    # held the lock (the one whose section carries the same fence).
+    batch_id: str | None = None
+    batch_position: int | None = None
+    batch_size: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +74,8 @@ class AttemptProbe:
         self.recorder, self.record, self._overrides = recorder, record, overrides
 
     def point(self, name: str, **facts: Any) -> None:
+        if name == "refused":
+            self.record.refused = True
         if name in STAMPS and getattr(self.record, name) is None:
             setattr(self.record, name, self.recorder.now())
         if "stock_left" in facts:

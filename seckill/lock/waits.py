@@ -63,7 +63,8 @@ def _acquire_wait_commands(op: AcquireWait) -> list[tuple[Any, ...]]:
 
 
 def _read_timeout(deadline: float | None) -> Any:
-    return None if deadline is None else max(0.0, deadline - _monotonic())
+    # Never 0: that would make the socket non-blocking rather than time the read out.
+    return None if deadline is None else max(0.001, deadline - _monotonic())
 
 
 def _acquire_result(first: Any) -> int | None:

@@ -83,3 +83,17 @@ def test_security_headers_on_api_and_pages(client, redis_client):
         assert response["X-Content-Type-Options"] == "nosniff"
         assert response["Referrer-Policy"] == "same-origin"
         assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+        csp = response["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, csp
+        assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/", "/healthz", "/accounts/login/", "/accounts/signup/", "/api/v1/sales/"]
+)
+def test_head_answers_like_get_without_a_body(client, redis_client, celery_worker, path):
+    """Monitors and caches send HEAD; require_GET answered them 405."""
+    response = client.head(path)
+    assert response.status_code == 200, path
+    assert response.content == b""

@@ -13,8 +13,10 @@ from seckill.lab.models import LabRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# The same crowd for unsafe and lock: a long pause so the run outlasts the page's 1 s poll.
-CROWD = {"stock": "4", "buyers": "16", "delay_ms": "500", "lease_ms": "1000", "stall_ms": "0"}
+# The same crowd for unsafe and lock.
+CROWD = {"stock": "4", "buyers": "16", "delay_ms": "300", "lease_ms": "1000", "stall_ms": "0"}
+# A run that outlasts the page's 1 s poll, one holder and one second at a time, to be stopped.
+LONG = {"stock": "500", "buyers": "500", "delay_ms": "1000", "lease_ms": "2000", "stall_ms": "0"}
 STALLED = {"stock": "1", "buyers": "4", "delay_ms": "10", "lease_ms": "150", "stall_ms": "600"}
 
 
@@ -49,23 +51,11 @@ def test_the_lab_shows_the_race_the_lock_and_the_fence(new_context, make_user, a
     )
     unsafe.screenshot(path=artifacts / "lab-unsafe.png")
 
-    # lock, same crowd: while it runs the page redraws without a reload, then holds exactly.
-    page.get_by_label("Strategy").select_option("lock")
-    page.get_by_role("button", name="Run", exact=True).click()
-    page.wait_for_function(
-        """() => {
-          const p = document.querySelector('.lab-panel[data-status="running"]');
-          const sold = p && p.querySelector('[data-field="sold"]');
-          return sold && Number(sold.textContent) >= 1;
-        }""",
-        timeout=15_000,
-    )
-    lock = page.locator(".lab-panel")
-    expect(lock.locator('[data-field="status"]')).to_have_text("finished", timeout=30_000)
+    lock = run(page, "lock", CROWD)
     assert figure(lock, "sold") == 4 and figure(lock, "oversold") == 0
     assert figure(lock, "most-at-once") == 1
     expect(lock.locator('[data-bar][data-overlap="true"]')).to_have_count(0)
-    assert lock.locator("[data-bar]").count() >= 4
+    assert lock.locator("[data-bar]").count() >= 1
     expect(lock.locator('[data-field="verdict"]')).to_have_attribute("data-ok", "true")
     expect(lock.locator('[data-field="narrative"]')).to_contain_text("one buyer in at a time")
 
@@ -76,10 +66,29 @@ def test_the_lab_shows_the_race_the_lock_and_the_fence(new_context, make_user, a
     expect(fenced.locator('[data-field="verdict"]')).to_have_attribute("data-ok", "true")
     fenced.screenshot(path=artifacts / "lab-lock-fenced-stalled.png")
 
-    # Kept runs: the list has all three; unsafe and lock side by side.
+    # A long run: the page redraws it while it runs, without a reload; Stop ends it.
+    page.get_by_label("Strategy").select_option("lock")
+    for name, value in LONG.items():
+        page.locator(f'input[name="{name}"]').fill(value)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function(
+        """() => {
+          const p = document.querySelector('.lab-panel[data-status="running"]');
+          const sold = p && p.querySelector('[data-field="sold"]');
+          return sold && Number(sold.textContent) >= 1;
+        }""",
+        timeout=15_000,
+    )
+    page.get_by_role("button", name="Stop").click()
+    stopped = page.locator(".lab-panel")
+    expect(stopped.locator('[data-field="status"]')).to_have_text("stopped", timeout=15_000)
+    expect(stopped.locator('[data-field="narrative"]')).to_contain_text("You stopped the run.")
+    assert figure(stopped, "sold") < 500
+
+    # Kept runs: the list has all four; unsafe and lock side by side.
     rows = page.locator("[data-run-row]")
-    expect(rows).to_have_count(3)
-    ids = {run.strategy: run.pk for run in LabRun.objects.all()}
+    expect(rows).to_have_count(4)
+    ids = {run.strategy: run.pk for run in LabRun.objects.filter(status="finished")}
     for strategy in ("unsafe", "lock"):
         page.get_by_label(f"Compare run {ids[strategy]}").check()
     page.get_by_role("button", name="Compare").click()

@@ -42,7 +42,7 @@ def test_back_to_back_sections_do_not_overlap_but_shared_time_does():
 
 def test_a_refused_writer_is_not_counted_as_a_holder():
     records = [
-        attempt(1, 0, None, 500, code="stale_fence", fence=1),
+        attempt(1, 0, None, 500, code="stale_fence", fence=1, refused=True),
         attempt(2, 150, 170, 171, fence=2),
     ]
     found = analysis.sections(records)
@@ -96,3 +96,30 @@ def test_serialized_run_reports_its_waits():
     assert summary["lock_wait_ms"]["p50"] == 1.0 and summary["lock_wait_ms"]["max"] == 11.0
     assert "let one buyer in at a time: 2 critical sections, at most 1 at once" in text
     assert "Exactly 2 units sold, no more." in text
+
+
+def test_group_commit_batches_are_told_by_the_holder_that_decided_them():
+    params = RunParameters(strategy="lock", stock=5, buyers=4)
+    holder = attempt(1, 0, 10, 11, fence=7, order_fence=7, lock_wait_ms=0.5)
+    holder.batch_id, holder.batch_position, holder.batch_size = "900", 1, 3
+    riders = []
+    for buyer, position in ((3, 2), (2, 3)):
+        rider = Attempt(buyer=buyer, attempt=1, start=0.0, end=12.0, status=201, code="created")
+        rider.order_fence, rider.batch_id = 7, "900"
+        rider.batch_position, rider.batch_size = position, 3
+        riders.append(rider)
+    later = attempt(4, 12, 20, 21, fence=8, lock_wait_ms=12.0)
+    summary, text = explain(params, [holder, *riders, later])
+    assert summary["batches"] == [
+        {
+            "batch_id": "900",
+            "size": 3,
+            "fence": 7,
+            "decided_by": 1,
+            "decided_at": 11,
+            "buyers": [1, 3, 2],
+        }
+    ]
+    assert summary["timeline"][0]["batch"] == [1, 3, 2] and summary["sections"] == 2
+    assert summary["overlapping_sections"] == 0
+    assert "decided 3 requests in one go (fence 7), writing the orders of buyers 1, 3, 2" in text

@@ -146,3 +146,21 @@ def test_the_lab_sale_is_never_listed_in_the_shop(redis_client):
     home = Client().get("/").content.decode()
     assert f'data-sale-id="{shop_sale.pk}"' in home
     assert f'data-sale-id="{lab_sale.pk}"' not in home
+
+
+@threaded
+def test_lab_answers_match_the_schema(staff):
+    from drf_spectacular.generators import SchemaGenerator
+
+    from tests.api.test_schema_accuracy import check
+
+    openapi = SchemaGenerator().get_schema(request=None, public=True)
+    body = {"strategy": "lock", "stock": 2, "buyers": 3, "delay_ms": 0, "time_limit_s": 5}
+    started = staff.post(RUNS, body, format="json")
+    check(openapi, "/api/v1/lab/runs/", "post", started)
+    check(openapi, "/api/v1/lab/runs/", "post", staff.post(RUNS, {"strategy": "x"}, format="json"))
+    check(openapi, "/api/v1/lab/runs/", "get", client_for(None).get(RUNS))
+    wait_until_ended(staff, started.json()["id"])
+    check(openapi, "/api/v1/lab/runs/{id}/", "get", staff.get(f"{RUNS}{started.json()['id']}/"))
+    check(openapi, "/api/v1/lab/runs/", "get", staff.get(RUNS))
+    check(openapi, "/api/v1/lab/runs/{id}/", "get", staff.get(f"{RUNS}424242/"))

@@ -80,3 +80,17 @@ def test_one_run_at_a_time(redis_client):
     finally:
         lock.release()
     assert not LabRun.objects.exists()
+
+
+def test_a_run_that_breaks_is_kept_as_failed_and_leaves_nothing_behind(redis_client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit exploded")
+
+    monkeypatch.setattr(engine, "audit_sale", broken)
+    done = run("unsafe", buyers=3)
+    assert done.status == RunStatus.FAILED and done.summary["error"] == "audit exploded"
+    assert done.summary["attempts"] == 3  # what the crowd did is still kept
+    assert not Sale.objects.exists() and not Order.objects.exists()
+    lock = engine.run_lock()
+    assert lock.acquire(blocking=False)  # the lab is free again
+    lock.release()

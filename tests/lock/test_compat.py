@@ -8,15 +8,16 @@ import sys
 import threading
 import time
 
+import pytest
 import redis
 import redis.lock
 
 from devtools.redis_server import ROOT
-from seckill.lock import RedisPyCompatibleLock
+from seckill.lock import Lock, RedisPyCompatibleLock
 
 HOLD_WITHOUT_TIMEOUT = """
 import sys, time, redis
-from seckill.lock import RedisPyCompatibleLock
+from seckill.lock import Lock, RedisPyCompatibleLock
 
 class ShortLease(RedisPyCompatibleLock):
     default_lease = 0.6
@@ -112,6 +113,11 @@ def test_arguments_are_coerced_as_redis_py_does(redis_client) -> None:
         "compat-coerce", blocking_timeout="0.1", lock_class=RedisPyCompatibleLock
     ).acquire()
     lock.release()
+    core = Lock(redis_client, "compat-coerce-core", ttl="2")  # was a TypeError
+    assert core.acquire(timeout="0.1") and 0 < redis_client.pttl(core.key) <= 2000
+    with pytest.raises(ValueError, match="number of seconds"):
+        Lock(redis_client, "compat-coerce-core", ttl="soon")
+    core.release()
 
 
 def test_threads_sharing_one_single_connection_client_never_overlap(redis_url) -> None:

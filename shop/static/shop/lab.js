@@ -156,7 +156,8 @@
         (b.stock_read !== null ? ", read " + b.stock_read + " left" : "") +
         (b.fence !== null ? ", fence " + b.fence : "") +
         (b.refused ? ", write refused" : b.wrote ? ", wrote" : ", did not write") +
-        (b.overlap ? ", overlapped another holder" : "") + (b.stalled ? ", stalled" : "");
+        (b.overlap ? ", overlapped another holder" : "") + (b.stalled ? ", stalled" : "") +
+        (b.batch && b.batch.length > 1 ? ", decided a batch of " + b.batch.length + ": buyers " + b.batch.join(", ") : "");
       return svg("rect", {
         x: x(b.start).toFixed(1), y: T + i * rowH, height: Math.max(1, rowH - 1),
         width: Math.max(1.5, x(b.end) - x(b.start)).toFixed(1),
@@ -167,7 +168,8 @@
     });
     if (rowH >= 10) {
       bars.forEach(function (b, i) {
-        nodes.push(svg("text", { x: L - 4, y: T + i * rowH + rowH - 2, "text-anchor": "end", "class": "lab-label", text: "#" + b.buyer }));
+        var extra = b.batch && b.batch.length > 1 ? " +" + (b.batch.length - 1) : "";
+        nodes.push(svg("text", { x: L - 4, y: T + i * rowH + rowH - 2, "text-anchor": "end", "class": "lab-label", text: "#" + b.buyer + extra }));
       });
     }
     nodes.push(svg("line", { x1: L, x2: W - R, y1: H - B + 2, y2: H - B + 2, "class": "lab-axis" }));
@@ -186,6 +188,25 @@
     ]);
   }
 
+  /* Group commit: which batch each buyer rode in, and whose lock hold decided it. */
+  function batchView(f) {
+    var batches = f.batches || [];
+    if (!batches.length) return null;
+    var shown = batches.slice(0, 30);
+    return el("figure", { "class": "lab-batches" }, [
+      el("ol", { "class": "lab-batch-list" }, shown.map(function (b) {
+        return el("li", { "data-batch": b.batch_id, "data-batch-size": b.size }, [
+          el("strong", { text: b.size + (b.size === 1 ? " request" : " requests") }),
+          " decided by " + (b.decided_by ? "buyer " + b.decided_by : "a holder") + " (fence " + b.fence + "), orders for ",
+          el("span", { "class": "lab-batch-buyers", text: b.buyers.map(function (n) { return "#" + n; }).join(" ") })
+        ]);
+      })),
+      batches.length > shown.length ? el("p", { "class": "small", text: (batches.length - shown.length) + " more batches." }) : null,
+      el("figcaption", { text: "Batches (group commit): " + batches.length + ", " + f.mean_batch_size +
+        " requests each on average, each batch decided in its holder's one transaction" })
+    ]);
+  }
+
   function verdict(run) {
     if (run.status === "running") return null;
     var v = (run.audit && run.audit.violations) || [];
@@ -199,7 +220,8 @@
               return el("li", { text: "invariant " + item.invariant + ", " + item.code + ": " + item.message });
             }))
           ])
-        : el("p", { "class": "alert alert--warning", "data-field": "verdict", text: "Audit: not run (" + run.status + ")." });
+        : el("p", { "class": "alert alert--warning", "data-field": "verdict", text: "Audit: not run (" + run.status + ")" +
+            (run.figures && run.figures.error ? ": " + run.figures.error : ".") });
     return el("div", { "class": "lab-verdict" }, [
       box, run.narrative ? el("p", { "class": "lab-narrative", "data-field": "narrative", text: run.narrative }) : null
     ]);
@@ -214,7 +236,8 @@
         el("h3", { text: "Run #" + run.id + " · " + run.strategy }),
         el("span", { "class": "badge lab-status lab-status--" + run.status, "data-field": "status", text: run.status })
       ]),
-      el("p", { "class": "small", text: paramsText(run.params) + " · " + ms(f.elapsed_ms) + " so far" }),
+      el("p", { "class": "small", text: paramsText(run.params) + " · " + ms(f.elapsed_ms) +
+        (run.status === "running" ? " so far" : " in all") }),
       el("dl", { "class": "lab-tiles" }, [
         tile("Sold", "sold", f.sold || 0, f.oversold > 0),
         tile("Stock", "stock", f.stock),
@@ -230,6 +253,7 @@
       ]),
       el("figure", { "class": "lab-timeline-figure" }, [el("div", { "data-draw": "timeline" }),
         el("figcaption", { text: "Critical sections, one bar per buyer, from entering to writing" })]),
+      batchView(f),
       verdict(run)
     ]);
   }
