@@ -35,7 +35,7 @@ def accepted_records(results: Path) -> list[dict]:
 
 def wait_for_drain(sale_id: int, timeout: float) -> int:
     """Wait until no accepted order of the sale is still queued in Redis; returns those left."""
-    from seckill.stock import queued_records
+    from seckill.order_queue import queued_records
 
     deadline = time.monotonic() + timeout
     while True:

@@ -35,10 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.stats
 from locust import FastHttpUser, between, constant, events, task
 from locust.runners import MasterRunner
 
 from loadtest.scenarios import ORDER
+
+# The stats history (written every second) is flushed every 5 s by default: flush each write,
+# so the runner's once-a-second progress line reads current figures.
+locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 0.5
 
 DATA: dict[str, Any] = {}
 if os.environ.get("LOADTEST_DATA"):

@@ -29,7 +29,7 @@ def ensure_buyers(names: list[str]) -> list[str]:
     from django.db import transaction
     from rest_framework.authtoken.models import Token
 
-    from seckill.api.authentication import remember
+    from seckill.token_cache import remember
 
     accounts = get_user_model().objects
     with transaction.atomic():

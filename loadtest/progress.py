@@ -39,7 +39,8 @@ class Progress:
         if last is None:
             return 0, "-"
         p99 = last.get("99%") or "-"
-        return int(last.get("Total Request Count") or 0), "-" if p99 == "N/A" else p99
+        # Locust reports 0 (or N/A) until its 10 s window has answers in it
+        return int(last.get("Total Request Count") or 0), "-" if p99 in ("N/A", "0") else p99
 
     def accepted(self) -> int:
         """201/202 answers so far (the locustfile writes one line per answer, line-buffered)."""

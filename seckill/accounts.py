@@ -6,8 +6,8 @@ from django.contrib.auth import authenticate, get_user_model
 from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
-from seckill.api.authentication import remember
 from seckill.errors import BadCredentials, InvalidRequest
+from seckill.token_cache import remember
 
 
 def register(username: str, password: str) -> str:

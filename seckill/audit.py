@@ -28,11 +28,11 @@ from django.db.models import Count
 from django.utils import timezone
 
 from seckill.ids import parse_order_id
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.models import Order, Sale, Strategy
 from seckill.reconcile import Observation, observe
 from seckill.stock import units_by_buyer
-from shop.redis_client import get_redis
 
 SETTLE = 0.2
 ID_TOLERANCE = timedelta(milliseconds=5)

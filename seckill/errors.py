@@ -7,6 +7,11 @@ Services raise these; the API's exception handler and the browser views turn the
 from __future__ import annotations
 
 
+def error_body(code: str, message: str, **extra) -> dict:
+    """The one error shape of every JSON answer: the API's and Django's own error views'."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
 class SeckillError(Exception):
     code = "error"
     status = 400
@@ -29,6 +34,15 @@ class NotFound(SeckillError):
 
 class SoldOut(SeckillError):
     code, status, default_message = "sold_out", 409, "this sale is sold out"
+
+    @classmethod
+    def with_stock(cls, stock_left: int | None) -> SoldOut:
+        """Refused for want of stock: "only N left" while some is (the buyer may buy fewer),
+        "sold out" when none is; None (the sold-out flag) is the default message: the words
+        the lock strategies' check uses too, so every strategy gives the same answer."""
+        if stock_left is None:
+            return cls()
+        return cls("sold out" if stock_left <= 0 else f"only {stock_left} left")
 
 
 class LimitReached(SeckillError):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import redis
 from django.db.models import Sum
 
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
-from shop.redis_client import get_redis
 
 
 def units_held(*, sale_id: int, buyer_id: int) -> int:

@@ -15,7 +15,9 @@ import time
 from django.conf import settings
 
 from idgen import ParsedId, Snowflake, WorkerLeaseError
-from shop.redis_client import get_redis
+from seckill.infrastructure.redis_client import get_redis
+
+MAX_ORDER_ID = 2**63 - 1  # ids are positive signed 64-bit integers (a BIGINT primary key)
 
 _lock = threading.Lock()
 _generator: Snowflake | None = None

@@ -1,10 +1,11 @@
 """Leader election on a Redis lease: one instance of a periodic job acts, another takes over
-when it dies. Only ``redis`` and the stdlib (no Django), like the lock library.
+when it dies. Only ``redis``, the stdlib and the lock library (no Django), like the lock library.
 
-The lease is ``SET key token NX PX ttl`` with a random per-term token; renew and release are Lua
-compare-and-act scripts, so only the current owner can extend or delete it. Every acquisition
-INCRs a persistent term counter in the same script, so the term (a fencing number) grows each
-time leadership changes hands and a deposed leader's writes can be told apart from the new one's.
+The lease *is* a :class:`seckill.lock.Lock` (one lease primitive in the project): acquiring it
+non-blocking is an election, its watchdog-free ``extend`` the renewal, its fence the term. The
+lock's fencing counter grows on every acquisition, so the term grows each time leadership changes
+hands and a deposed leader's writes can be told apart from the new one's. Beside the lease, a
+``…:holder`` key names the leading node for dashboards and logs (expiring with the lease).
 
 A leader that stops renewing (crash, SIGKILL, long pause) loses the lease after ``ttl``; another
 node's :meth:`LeaderLease.try_acquire` then wins. The deposed node learns it on its next renew,
@@ -27,36 +28,10 @@ from typing import Any
 
 import redis
 
+from seckill.lock import Lock, LockError, LockKeys, LockNotOwnedError
 from seckill.lock.keys import has_hash_tag
 
 log = logging.getLogger(__name__)
-
-# KEYS: lease, term. ARGV: token, ttl ms. Returns {1, term} when we lead (newly or already),
-# {0, current term} otherwise.
-ACQUIRE = """
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
-end
-if current then return {0, tonumber(redis.call('GET', KEYS[2]) or '0')} end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {1, redis.call('INCR', KEYS[2])}
-"""
-
-# KEYS: lease. ARGV: token, ttl ms. 1 if extended (we still own it), 0 if lost.
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# KEYS: lease. ARGV: token. 1 if deleted, 0 if it was not ours any more.
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 # A lease is trusted for this fraction of its ttl after the request that set it was sent:
 # the margin absorbs clock-rate drift between this host and Redis.
@@ -64,13 +39,13 @@ VALIDITY = 0.9
 
 
 def lease_key(name: str) -> str:
-    """``name`` when it carries a hash tag, else ``leader:{name}`` (one Cluster slot with the
-    term counter; the lock library's convention)."""
+    """``name`` when it carries a hash tag, else ``leader:{name}`` (one Cluster slot for the
+    lease, its fence and its holder key; the lock library's convention)."""
     return name if has_hash_tag(name) else f"leader:{{{name}}}"
 
 
 def default_node_id() -> str:
-    """host:pid, so a log or the lease value says which process leads."""
+    """host:pid, so a log or the holder key says which process leads."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -88,12 +63,11 @@ class LeaderLease:
         self.ttl = float(ttl)
         self.node_id = node_id or default_node_id()
         self.key = lease_key(name)
-        self.term_key = f"{self.key}:term"
-        self._acquire = redis.register_script(ACQUIRE)
-        self._renew = redis.register_script(RENEW)
-        self._release = redis.register_script(RELEASE)
+        self.term_key = LockKeys.for_name(self.key).fence
+        self.holder_key = f"{self.key}:holder"
+        self._io = threading.RLock()  # one Lock holder object, driven by one thread at a time
         self._state = threading.Lock()
-        self._token: str | None = None
+        self._lock: Lock | None = None  # the lease while this node (believes it) leads
         self._term: int | None = None
         self._valid_until = 0.0
 
@@ -105,35 +79,35 @@ class LeaderLease:
     def is_leader(self) -> bool:
         """True while this node holds a lease that cannot have expired yet (no Redis call)."""
         with self._state:
-            return self._token is not None and time.monotonic() < self._valid_until
+            return self._lock is not None and time.monotonic() < self._valid_until
 
     @property
     def valid_until(self) -> float:
         """``time.monotonic()`` deadline after which this node must assume it no longer leads."""
         with self._state:
-            return self._valid_until if self._token is not None else 0.0
+            return self._valid_until if self._lock is not None else 0.0
 
     @property
     def term(self) -> int | None:
         """The fencing number of this node's current term; None when not leading."""
         with self._state:
-            return self._term if self._token is not None else None
+            return self._term if self._lock is not None else None
 
     def try_acquire(self) -> bool:
         """Become leader if nobody is (or stay leader, extending the lease). Never blocks."""
-        with self._state:
-            token = self._token or f"{self.node_id}:{os.urandom(8).hex()}"
-        sent = time.monotonic()
-        won, term = self._acquire(keys=[self.key, self.term_key], args=[token, self.ttl_ms])
-        with self._state:
-            if won:
-                if self._token != token:
-                    log.info("%s: %s leads (term %s)", self.name, self.node_id, term)
-                self._token, self._term = token, int(term)
+        with self._io:
+            if self._lock is not None and self.renew():
+                return True
+            lease = Lock(self.redis, self.key, ttl=self.ttl)
+            sent = time.monotonic()
+            if not lease.acquire(blocking=False):
+                return False
+            self.redis.set(self.holder_key, self.node_id, px=self.ttl_ms)
+            with self._state:
+                self._lock, self._term = lease, lease.fence
                 self._valid_until = sent + self.ttl * VALIDITY
-            else:
-                self._token, self._term = None, None
-        return bool(won)
+            log.info("%s: %s leads (term %s)", self.name, self.node_id, lease.fence)
+            return True
 
     def renew(self) -> bool:
         """Extend the lease if it is still ours; False (and no longer leader) if it was lost.
@@ -141,37 +115,48 @@ class LeaderLease:
         Redis errors propagate and leave the state alone: :attr:`is_leader` then lapses by
         itself when the lease could have run out.
         """
-        with self._state:
-            token = self._token
-        if token is None:
-            return False
-        sent = time.monotonic()
-        extended = self._renew(keys=[self.key], args=[token, self.ttl_ms])
-        with self._state:
-            if self._token != token:  # released meanwhile
+        with self._io:
+            lease = self._lock
+            if lease is None:
                 return False
-            if extended:
+            sent = time.monotonic()
+            try:
+                lease.extend()
+            except LockNotOwnedError:
+                log.warning("%s: %s lost the lease (term %s)", self.name, self.node_id, self._term)
+                self._forget()
+                return False
+            self.redis.set(self.holder_key, self.node_id, px=self.ttl_ms)
+            with self._state:
                 self._valid_until = sent + self.ttl * VALIDITY
-                return True
-            log.warning("%s: %s lost the lease (term %s)", self.name, self.node_id, self._term)
-            self._token, self._term = None, None
-        return False
+            return True
 
     def release(self) -> bool:
         """Step down: delete the lease if it is still ours, so a successor need not wait a ttl."""
+        with self._io:
+            lease = self._forget()
+            if lease is None:
+                return False
+            try:
+                lease.release()
+            except LockNotOwnedError:
+                return False
+            return True
+
+    def _forget(self) -> Lock | None:
         with self._state:
-            token, self._token, self._term = self._token, None, None
-        if token is None:
-            return False
-        return bool(self._release(keys=[self.key], args=[token]))
+            lease, self._lock, self._term = self._lock, None, None
+        return lease
 
     def holder(self) -> str | None:
         """The node id of the current leader, if any (for dashboards and logs)."""
-        value = self.redis.get(self.key)
-        if value is None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(self.key)
+        pipe.get(self.holder_key)
+        leased, value = pipe.execute()
+        if not leased or value is None:
             return None
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        return text.rsplit(":", 1)[0]
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     def current_term(self) -> int:
         """The latest term handed out to anyone (0 before the first election)."""
@@ -194,7 +179,7 @@ class LeaderLease:
                     if not self.renew():
                         lost.set()
                         return
-                except redis.RedisError as exc:
+                except (redis.RedisError, LockError) as exc:
                     log.warning("%s: renew failed (%s); retrying", self.name, exc)
                     if not self.is_leader:
                         lost.set()

@@ -17,11 +17,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from seckill import queue, stock
+from seckill import stock
 from seckill.errors import Busy, InvalidState, NotFound, StaleFence
+from seckill.item_locks import placement_lock
 from seckill.lock import LockNotOwnedError
-from seckill.locking import placement_lock
 from seckill.models import Order, OrderStatus, Sale, Strategy
+from seckill.selectors.orders import owned_order
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ def _item_serialized(sale: Sale):
             lock.release()
         except LockNotOwnedError:
             log.warning("sale %s: lock lease lost while returning units", sale.pk)
-
-
-def owned_order(order_id: int, buyer) -> Order:
-    """The buyer's order (database or still queued); someone else's is 404, not 403."""
-    order = queue.find_order(order_id)
-    if order.buyer_id != buyer.pk:
-        raise NotFound(f"no order {order_id}")
-    return order
 
 
 def _end(order: Order, new_status: str, *, only_if_due: bool = False) -> bool:
@@ -81,7 +74,7 @@ def _end(order: Order, new_status: str, *, only_if_due: bool = False) -> bool:
 
 def pay_order(order_id: int, buyer) -> Order:
     """Simulated payment. Paying twice is fine; paying after the window closed is refused."""
-    order = owned_order(order_id, buyer)
+    order = owned_order(order_id=order_id, buyer=buyer)
     if getattr(order, "queued", False):
         raise InvalidState("the order is still being recorded; try again in a moment")
     now = timezone.now()
@@ -99,7 +92,7 @@ def pay_order(order_id: int, buyer) -> Order:
 
 def cancel_order(order_id: int, buyer) -> Order:
     """Cancel an unpaid order and return its units to the sale."""
-    order = owned_order(order_id, buyer)
+    order = owned_order(order_id=order_id, buyer=buyer)
     if getattr(order, "queued", False):
         raise InvalidState("the order is still being recorded; try again in a moment")
     if not _end(order, OrderStatus.CANCELLED) and order.status != OrderStatus.CANCELLED:
@@ -129,19 +122,6 @@ def expire_due_orders(limit: int = 500) -> int:
         status=OrderStatus.PENDING_PAYMENT, pay_by__lte=timezone.now()
     ).values_list("pk", flat=True)[:limit]
     return sum(1 for order_id in list(due) if expire_order(order_id))
-
-
-def persist_stale_queued(older_than_seconds: float = 30.0) -> int:
-    """The sweep's half for redis_atomic: persist accepted orders whose drain never ran."""
-    persisted = 0
-    for sale_id in Sale.objects.filter(strategy=Strategy.REDIS_ATOMIC).values_list("pk", flat=True):
-        if not stock.queued_count(sale_id):
-            continue
-        try:
-            persisted += queue.drain(sale_id, older_than_seconds=older_than_seconds)
-        except Exception:  # one sale's trouble must not hold up the others; it stays queued
-            log.exception("sweep: could not drain sale %s", sale_id)
-    return persisted
 
 
 def reset_sale(sale_id: int, stock_total: int | None = None) -> Sale:

@@ -16,9 +16,9 @@ from django.db import DatabaseError, IntegrityError
 from django.utils import timezone
 
 from seckill import purchase_token as purchase_tokens
-from seckill.errors import Busy, InvalidRequest, LimitReached, NotFound, NotLive, Unavailable
+from seckill.errors import Busy, InvalidRequest, LimitReached, NotLive, Unavailable
 from seckill.lock import LockUnavailableError
-from seckill.models import Sale, SaleStatus
+from seckill.models import SaleStatus
 from seckill.sale_cache import sale_definition
 from seckill.strategies import CHECK_REPLAYS_INSIDE, STRATEGIES, Placement, replayed
 
@@ -64,13 +64,6 @@ def clean_idempotency_key(key: str | None) -> str:
             " digits and . _ : -"
         )
     return key
-
-
-def get_sale(sale_id: int) -> Sale:
-    sale = Sale.objects.select_related("product").filter(pk=sale_id).first()
-    if sale is None:
-        raise NotFound(f"no sale {sale_id}")
-    return sale
 
 
 def place_order(

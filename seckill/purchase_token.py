@@ -16,9 +16,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from seckill.errors import NotLive, PurchaseTokenInvalid
+from seckill.infrastructure.lua import registered_script
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.models import Sale, SaleStatus
-from shop.redis_client import get_redis
 
 # A token is held while its purchase runs and spent only if an order comes of it: a refusal the
 # buyer may retry (429 busy, 503) must not burn it. KEYS: the buyer's token key. ARGV: token.
@@ -57,12 +58,12 @@ def spent_on_success(sale: Sale, buyer_id: int, token: str | None) -> Iterator[N
     it still buys at most once), spend it if the purchase succeeds, give it back if it raises."""
     if not token or len(token) > 64:
         raise PurchaseTokenInvalid("this sale needs a purchase token: request one first")
-    client, key = get_redis(), token_key(sale.pk, buyer_id)
-    if not client.eval(HOLD, 1, key, token):
+    key = token_key(sale.pk, buyer_id)
+    if not registered_script(HOLD)(keys=[key], args=[token]):
         raise PurchaseTokenInvalid("the purchase token is invalid, used or expired")
     try:
         yield
     except BaseException:
-        client.eval(GIVE_BACK, 1, key, token)
+        registered_script(GIVE_BACK)(keys=[key], args=[token])
         raise
-    client.eval(SPEND, 1, key, token)
+    registered_script(SPEND)(keys=[key], args=[token])

@@ -37,19 +37,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from celery import shared_task
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from seckill import stock
+from seckill.infrastructure.lua import registered_script
+from seckill.infrastructure.redis_client import get_redis
+from seckill.item_locks import placement_lock
 from seckill.keys import sale_keys
 from seckill.leader import LeaderLease, run_as_leader
 from seckill.lock import LockNotOwnedError, LockUnavailableError
-from seckill.locking import placement_lock
 from seckill.models import Order, Sale
-from shop.redis_client import get_redis, registered_script
 
 log = logging.getLogger(__name__)
 
@@ -387,9 +387,9 @@ def leader_lease() -> LeaderLease:
     return _lease
 
 
-@shared_task(name="seckill.reconcile")
-def reconcile_task(sale_id: int | None = None) -> dict:
-    """Periodic (beat): only the elected leader reconciles; other nodes return at once."""
+def reconcile_as_leader(sale_id: int | None = None) -> dict:
+    """Reconcile only if this node is (or now becomes) the leader, stopping between sales once
+    it no longer is; other nodes return at once, naming the leader. JSON-able (a task result)."""
     lease = leader_lease()
     run = run_as_leader(lease, reconcile, sale_id, keep_going=lambda: lease.is_leader)
     if not run.leader:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import IntEnum
 
 import redis
 from django.db.models import Sum
 
+from seckill.infrastructure.lua import registered_script
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import SaleKeys, sale_keys
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
-from shop.redis_client import get_redis, registered_script
 
 # Keys outlive the sale by this much, so late payments and the audit still find them.
 KEY_GRACE = timedelta(days=1)
@@ -95,10 +97,12 @@ end
 return 1
 """
 
-# redis_atomic: check idempotency, stock and the per-buyer limit, then deduct, in one step.
-# Returns {status, order_id, drain_due}: status 1 accepted, 2 replay of an earlier key, 0 sold
-# out, -1 mirror missing, -2 limit reached; drain_due 1 when this accepted order found no drain
-# scheduled (the flag, KEYS[6], lives ARGV[8] ms unless a drain deletes it first).
+# redis_atomic: check idempotency, the per-buyer limit and the stock, then deduct, in one step
+# (the limit before the stock, as the lock strategies decide). Returns {status, order_id,
+# drain_due, stock_left}: status 1 accepted, 2 replay of an earlier key, 0 sold out, -1 mirror
+# missing, -2 limit reached; drain_due 1 when this accepted order found no drain scheduled (the
+# flag, KEYS[6], lives ARGV[8] ms unless a drain deletes it first); stock_left, on a refusal for
+# want of stock, the units that were left (so the buyer hears "only N left").
 RESERVE = """
 local stock_key, buyers, soldout, idem, queued = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local buyer, qty, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -111,15 +115,15 @@ if redis.call('EXISTS', soldout) == 1 then return {0, ''} end
 local stock = redis.call('GET', stock_key)
 if not stock then return {-1, ''} end
 stock = tonumber(stock)
+local bought = tonumber(redis.call('HGET', buyers, buyer) or '0')
+if bought + qty > limit then return {-2, ''} end
 if stock < qty then
   if stock <= 0 then
     redis.call('SET', soldout, 1)
     redis.call('EXPIREAT', soldout, expire_at)
   end
-  return {0, ''}
+  return {0, '', 0, math.max(stock, 0)}
 end
-local bought = tonumber(redis.call('HGET', buyers, buyer) or '0')
-if bought + qty > limit then return {-2, ''} end
 local left = redis.call('DECRBY', stock_key, qty)
 redis.call('HINCRBY', buyers, buyer, qty)
 redis.call('EXPIREAT', buyers, expire_at)
@@ -228,14 +232,32 @@ def mirror_sold(sale: Sale, buyer_id: int, units: int, client: redis.Redis | Non
 DRAIN_FLAG_TTL_MS = 5000
 
 
+class ReservationStatus(IntEnum):
+    """The reserve script's verdict (its first reply, an integer)."""
+
+    SOLD_OUT = 0
+    RESERVED = 1
+    REPLAYED = 2  # an earlier order holds this Idempotency-Key
+    MISSING = -1  # the mirror is missing: load it, then ask again
+    LIMIT = -2  # the buyer's per-sale limit
+
+
+# The verdicts by their short names, as the strategies read them.
+RESERVED, REPLAYED, SOLD_OUT, MISSING, LIMIT = (
+    ReservationStatus.RESERVED,
+    ReservationStatus.REPLAYED,
+    ReservationStatus.SOLD_OUT,
+    ReservationStatus.MISSING,
+    ReservationStatus.LIMIT,
+)
+
+
 @dataclass(frozen=True)
 class Reservation:
-    status: int
+    status: ReservationStatus
     order_id: int | None
     drain_due: bool = False  # accepted, and no drain of the queued hash was scheduled yet
-
-
-RESERVED, REPLAYED, SOLD_OUT, MISSING, LIMIT = 1, 2, 0, -1, -2
+    stock_left: int | None = None  # refused for want of stock: the units left (None: sold out)
 
 
 def reserve(
@@ -262,11 +284,16 @@ def reserve(
         DRAIN_FLAG_TTL_MS,
     ]
     run = registered_script(RESERVE, client)
-    status, found, *due = run(keys=script_keys, args=args, client=client)
+    status, found, *rest = run(keys=script_keys, args=args, client=client)
     if status == MISSING:
         load_mirror(sale, client)
-        status, found, *due = run(keys=script_keys, args=args, client=client)
-    return Reservation(int(status), int(found) if found else None, bool(due and due[0]))
+        status, found, *rest = run(keys=script_keys, args=args, client=client)
+    return Reservation(
+        ReservationStatus(status),
+        int(found) if found else None,
+        drain_due=bool(rest and rest[0]),
+        stock_left=int(rest[1]) if len(rest) > 1 else None,
+    )
 
 
 def return_units(sale: Sale, buyer_id: int, units: int, client: redis.Redis | None = None) -> None:
@@ -274,37 +301,6 @@ def return_units(sale: Sale, buyer_id: int, units: int, client: redis.Redis | No
     registered_script(RETURN_UNITS, client)(
         keys=[keys.stock, keys.soldout, keys.buyers], args=[buyer_id, units], client=client
     )
-
-
-def queued_records(sale_id: int, client: redis.Redis | None = None) -> dict[int, dict]:
-    """redis_atomic orders accepted in Redis but not yet written to the database."""
-    client = client or get_redis()
-    raw = client.hgetall(sale_keys(sale_id).queued)
-    return {int(k): json.loads(v) for k, v in raw.items()}
-
-
-def queued_count(sale_id: int, client: redis.Redis | None = None) -> int:
-    """How many redis_atomic orders of the sale wait in Redis for the database."""
-    return (client or get_redis()).hlen(sale_keys(sale_id).queued)
-
-
-def find_queued(
-    sale_ids: list[int], order_id: int, client: redis.Redis | None = None
-) -> dict | None:
-    """The queued record of ``order_id`` in any of these sales' queued hashes (one pipeline)."""
-    if not sale_ids:
-        return None
-    pipe = (client or get_redis()).pipeline(transaction=False)
-    for sale_id in sale_ids:
-        pipe.hget(sale_keys(sale_id).queued, order_id)
-    found = next((raw for raw in pipe.execute() if raw is not None), None)
-    return None if found is None else json.loads(found)
-
-
-def forget_queued(sale_id: int, order_ids: list[int], client: redis.Redis | None = None) -> None:
-    """Drop persisted orders from the sale's queued hash."""
-    if order_ids:
-        (client or get_redis()).hdel(sale_keys(sale_id).queued, *order_ids)
 
 
 def read_mirror(sale_id: int, client: redis.Redis | None = None) -> dict:

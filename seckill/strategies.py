@@ -23,11 +23,12 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from seckill import order_queue as queue
 from seckill import probes, stock
 from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
+from seckill.item_locks import item_lock, naive_item_lock
 from seckill.lock import LockNotOwnedError
-from seckill.locking import item_lock, naive_item_lock
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
 
 log = logging.getLogger(__name__)
@@ -256,9 +257,7 @@ def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
 
 def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
     """One Lua script decides and deducts; Celery writes the order to the database later, in
-    batches (seckill.queue)."""
-    from seckill import queue  # the Celery side imports strategies' helpers
-
+    batches (seckill.order_queue)."""
     order = new_order(sale, buyer.pk, quantity, key)
     reservation = stock.reserve(sale, buyer.pk, quantity, key, order.id, queue.record_of(order))
     if reservation.status == stock.REPLAYED:
@@ -267,7 +266,7 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
             raise Unavailable("the first order for this Idempotency-Key was lost; retry later")
         return Placement(earlier, created=False, queued=getattr(earlier, "queued", False))
     if reservation.status == stock.SOLD_OUT:
-        raise SoldOut()
+        raise SoldOut.with_stock(reservation.stock_left)
     if reservation.status == stock.LIMIT:
         raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
     queue.hand_off(order, reservation.drain_due)

@@ -11,7 +11,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 
-from seckill.api.errors import error_body
+from seckill.errors import error_body
 
 API_PREFIX = "/api/"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import connection
 
 from seckill.ids import lease_health
+from seckill.infrastructure.redis_client import get_redis
 from shop.celery import app as celery_app
-from shop.redis_client import get_redis
 
 
 def check_database() -> tuple[bool, str]:

@@ -192,18 +192,22 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "seckill.api.openapi.ErrorDocumentingSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "seckill.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "seckill.api.exception_handler.api_exception_handler",
     "DEFAULT_PARSER_CLASSES": [
         "seckill.api.parsers.BoundedJSONParser",  # deep nesting is a 400, not a RecursionError
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # GCRA in Redis (seckill.api.throttles): N/period = a burst of N, then one per period/N.
+    # GCRA in Redis (seckill.rate_limit): N/period = a burst of N, then one per period/N.
     # Redis down: fail open to a per-process limiter of the same rate (never a 500).
     "DEFAULT_THROTTLE_RATES": {
         "order": os.environ.get("SECKILL_THROTTLE_ORDER", "60/min"),
         "order_ip": os.environ.get("SECKILL_THROTTLE_ORDER_IP", "1200/min"),
         "auth": os.environ.get("SECKILL_THROTTLE_AUTH", "30/min"),
+        # Asking for a purchase pass has budgets of its own, so a token-gated purchase spends
+        # one unit of the order budget, not two.
+        "purchase_token": os.environ.get("SECKILL_THROTTLE_PURCHASE_TOKEN", "60/min"),
+        "purchase_token_ip": os.environ.get("SECKILL_THROTTLE_PURCHASE_TOKEN_IP", "1200/min"),
     },
     # Behind a proxy, the number of proxies whose X-Forwarded-For entries to trust.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
@@ -218,6 +222,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Orders and lab runs both have a "status" enum: name each, instead of a generated hash.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "seckill.models.OrderStatus",
+        "LabRunStatusEnum": "seckill.lab.models.RunStatus",
+    },
 }
 
 # Production hardening, on whenever DEBUG is off (HTTPS=0 for plain-HTTP deployments).

@@ -7,9 +7,8 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
+from seckill.ids import MAX_ORDER_ID
 from shop import views, views_accounts, views_lab, views_shop, views_staff
-
-MAX_ORDER_ID = 2**63 - 1
 
 
 class OrderIdConverter:

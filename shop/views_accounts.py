@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
-from seckill.api.throttles import login_attempt
+from seckill import rate_limit
 from shop.forms import SignupForm
 
 
@@ -26,13 +26,20 @@ def too_many_attempts(request: HttpRequest, form, template: str, wait: float) ->
     return response
 
 
+def sign_in_wait(request: HttpRequest) -> float:
+    """The API's sign-in budgets (per address, per submitted username) for a browser form."""
+    return rate_limit.sign_in_wait(
+        address=rate_limit.client_address(request), username=request.POST.get("username")
+    )
+
+
 class ThrottledLoginView(LoginView):
     """Django's login, counting each attempt against the per-address and per-username budgets."""
 
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        wait = login_attempt(request, request.POST.get("username"))
+        wait = sign_in_wait(request)
         if wait:
             return too_many_attempts(request, self.get_form(), self.template_name, wait)
         return super().post(request, *args, **kwargs)
@@ -53,7 +60,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     """Create a buyer and sign them in straight away, back to the page that sent them here."""
     form = SignupForm(request.POST or None)
     if request.method == "POST":
-        wait = login_attempt(request, request.POST.get("username"))
+        wait = sign_in_wait(request)
         if wait:  # account farming shares the sign-in budget
             return too_many_attempts(request, form, "registration/signup.html", wait)
     if request.method == "POST" and form.is_valid():

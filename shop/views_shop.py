@@ -21,11 +21,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from seckill import lifecycle
-from seckill.api.throttles import OrderPlacementThrottles
+from seckill import lifecycle, rate_limit
 from seckill.errors import Busy, InvalidRequest, NotFound, SeckillError
 from seckill.models import Order, Sale
-from seckill.placement import get_sale, place_order
+from seckill.placement import place_order
+from seckill.selectors.orders import owned_order
+from seckill.selectors.sales import get_sale
 from shop import pages
 from shop.forms import BuyForm
 from shop.views_common import seckill_errors
@@ -74,15 +75,17 @@ def render_sale(
 def placement_throttle_wait(request: HttpRequest) -> float | None:
     """The API's placement rate limits, per buyer and per address, applied to the buy form too:
     otherwise a bot would simply post the form instead. Seconds to wait, or None."""
-    throttle = OrderPlacementThrottles()
-    return None if throttle.allow_request(request, None) else throttle.wait() or 1
+    wait = rate_limit.placement_wait(
+        buyer_id=request.user.pk, address=rate_limit.client_address(request)
+    )
+    return wait or None
 
 
 @never_cache
 @require_safe
 @seckill_errors
 def sale_detail(request: HttpRequest, sale_id: int) -> HttpResponse:
-    return render_sale(request, get_sale(sale_id))
+    return render_sale(request, get_sale(sale_id=sale_id))
 
 
 @require_POST
@@ -90,7 +93,7 @@ def sale_detail(request: HttpRequest, sale_id: int) -> HttpResponse:
 def buy(request: HttpRequest, sale_id: int) -> HttpResponse:
     """Place the order; on success redirect to it, on refusal redraw the sale page with the
     refusal and the same Idempotency-Key, so a retry can only replay, never double-buy."""
-    sale = get_sale(sale_id)
+    sale = get_sale(sale_id=sale_id)
     if not request.user.is_authenticated:
         return redirect_to_login(reverse("sale", args=[sale.pk]))
     wait = placement_throttle_wait(request)
@@ -126,8 +129,8 @@ def buy(request: HttpRequest, sale_id: int) -> HttpResponse:
 @require_safe
 @seckill_errors
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
-    order = lifecycle.owned_order(order_id, request.user)
-    sale = get_sale(order.sale_id)
+    order = owned_order(order_id=order_id, buyer=request.user)
+    sale = get_sale(sale_id=order.sale_id)
     context = {
         "order": order,
         "sale": sale,

@@ -133,7 +133,7 @@ def app_redis(settings):
     restart; the shared test Redis is never touched that way."""
     from devtools.redis_server import RedisServer
     from seckill.ids import reset_generator
-    from shop.redis_client import get_redis
+    from seckill.infrastructure.redis_client import get_redis
 
     server = RedisServer().start()
     settings.REDIS_URL = server.url
@@ -143,6 +143,34 @@ def app_redis(settings):
     reset_generator()  # its worker-id lease lived on the private server
     server.stop()
     get_redis.cache_clear()
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """``watch(marker)``: the packets this process sends to Redis from now on that contain
+    ``marker``. A packet is one round trip (a pipeline's commands go out as one packet too), so
+    this counts round trips, whatever the client API used to make them."""
+    import redis
+
+    original = redis.connection.AbstractConnection.send_packed_command
+    watched: list[tuple[bytes, list[bytes]]] = []
+
+    def spy(self, command, check_health=True):
+        chunks = [command] if isinstance(command, str | bytes) else command
+        packet = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        for marker, sent in watched:
+            if marker in packet:
+                sent.append(packet)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
+
+    def watch(marker: bytes) -> list[bytes]:
+        sent: list[bytes] = []
+        watched.append((marker, sent))
+        return sent
+
+    return watch
 
 
 @pytest.fixture

@@ -230,7 +230,7 @@ def sweep_when_stuck(rig: Rig, sale_id: int, patience: float = 30.0) -> int:
     (beat's ``seckill.sweep`` every 10 s in production; no beat runs in the rig) once; the
     number it persisted. A task lost with a dead broker connection stays unacknowledged for
     the visibility timeout, so the sweep is what writes its order."""
-    from seckill.lifecycle import persist_stale_queued
+    from seckill.order_queue import persist_stale_queued
 
     if wait_drained(rig, sale_id, patience):
         return 0
@@ -263,9 +263,9 @@ def redis_unreachable(
 ) -> Result:
     """Redis unreachable for a few seconds (SIGSTOP: connections hang, nothing is refused)
     while a crowd is buying. No request hangs: each is answered (503, or its order) within the
-    Redis socket timeouts (2 s, one retry: shop.redis_client) plus slack, and a freeze longer
-    than that is answered 503; after SIGCONT the crowd (retrying its keys) sells out, and the
-    periodic jobs (run once here) leave the mirror in step."""
+    Redis socket timeouts (2 s, one retry: seckill.infrastructure.redis_client) plus slack, and
+    a freeze longer than that is answered 503; after SIGCONT the crowd (retrying its keys) sells
+    out, and the periodic jobs (run once here) leave the mirror in step."""
     result = Result(
         f"redis_unreachable[{strategy}]", f"Redis frozen (SIGSTOP) for {frozen:.0f}s mid-sale"
     )

@@ -65,7 +65,7 @@ class Rig:
     def __enter__(self) -> Rig:
         from django.conf import settings
 
-        from shop.redis_client import get_redis
+        from seckill.infrastructure.redis_client import get_redis
 
         self.work.mkdir(parents=True, exist_ok=True)
         self.redis_server.start()
@@ -88,7 +88,7 @@ class Rig:
     def __exit__(self, *exc: object) -> None:
         from django.conf import settings
 
-        from shop.redis_client import get_redis
+        from seckill.infrastructure.redis_client import get_redis
 
         while self.extra_procs:
             stop_group(self.extra_procs.pop(), grace=5)

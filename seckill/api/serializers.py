@@ -9,9 +9,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from seckill import stock
 from seckill.ids import parse_order_id
-from seckill.models import Order, Sale, SaleStatus, Strategy
+from seckill.models import Order, Sale, Strategy
+from seckill.selectors.sales import SaleFigures, figures_from, sale_figures
 from shop.models import Product
 
 
@@ -57,24 +57,22 @@ class SaleSerializer(serializers.ModelSerializer):
     def create(self, validated: dict) -> Sale:
         return Sale.objects.create(stock_left=validated["stock_total"], **validated)
 
-    def _live_stock(self, sale: Sale) -> int:
-        """Redis' figure while the mirror exists (it leads the database under redis_atomic)."""
-        mirrored = self.context.get("mirror", {}).get(sale.pk)
-        return sale.stock_left if mirrored is None else mirrored
+    def _figures(self, sale: Sale) -> SaleFigures:
+        """The live figures from the context (:func:`figures_context`), else the database's."""
+        found = self.context.get("figures", {}).get(sale.pk)
+        return found or figures_from(sale=sale, mirrored=None, now=timezone.now())
 
     def get_stock_left(self, sale: Sale) -> int:
-        return max(0, self._live_stock(sale))
+        return self._figures(sale).stock_left
 
     def get_status(self, sale: Sale) -> str:
-        status = sale.status_at(timezone.now())
-        if status == SaleStatus.LIVE and self._live_stock(sale) <= 0:
-            return SaleStatus.SOLD_OUT
-        return status
+        return self._figures(sale).status
 
 
-def mirror_context(sales) -> dict:
-    """Redis stock for the sales about to be listed, in one pipeline; empty if Redis is away."""
-    return {"mirror": stock.mirrored_stock([sale.pk for sale in sales])}
+def figures_context(sales) -> dict:
+    """Serializer context with the live figures of the sales about to be rendered (one Redis
+    pipeline for all of them)."""
+    return {"figures": sale_figures(sales=sales)}
 
 
 class SaleResetSerializer(serializers.Serializer):
@@ -96,7 +94,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The one error shape of the whole API (seckill.api.errors)."""
+    """The one error shape of the whole API (seckill.errors.error_body)."""
 
     error = ErrorDetailSerializer()
 

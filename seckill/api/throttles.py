@@ -1,247 +1,58 @@
-"""Rate limits in the app's Redis: one Lua round trip per request, one small key per client.
-
-Why not DRF's ``SimpleRateThrottle``: it keeps a pickled list of every request's timestamp in
-the window in the cache and rewrites it whole on every request — at flash-sale rates that list
-*is* the bottleneck (and two gunicorn workers racing on it lose each other's hits). Here each
-(scope, client) pair is one Redis string holding a GCRA "theoretical arrival time": the script
-reads it, decides and writes it back atomically, with Redis' own clock (so every web process
-agrees) and a TTL of at most one period (so idle clients cost nothing).
-
-GCRA with ``N/period`` lets a fresh client make N requests at once, then one every period/N —
-the same budget as DRF's "N per period", without a sliding list. A refused request consumes
-nothing, and its ``wait()`` is the exact time until the next one would be allowed, sent as
-Retry-After by DRF and the API's exception handler (429, code ``throttled``).
-
-Several limits on one request (order placement: per buyer and per address) are decided by one
-script call, not one per limit: on a saturated machine every Redis round trip costs a
-scheduling wait besides its CPU. All or nothing: allowed only if every limit allows, and then
-every limit is charged; refused, none is, and the wait is the longest among the refusals.
-
-Redis down — fail open, but not unlimited: the check falls back to the same GCRA in this
-process' memory (so a Redis outage neither turns requests into 500s nor removes brute-force
-slowing; the limit then holds per process rather than globally), and skips Redis for
-``REDIS_RETRY_AFTER`` seconds so each request does not wait for a dead socket first. Order
-placement needs Redis anyway and answers 503 ``unavailable`` on its own.
-
-Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (env ``SECKILL_THROTTLE_*``), read
-when the throttle is built, so settings overrides apply.
-"""
+"""DRF's throttle interface on the engine's rate limiter (:mod:`seckill.rate_limit`): a refused
+request is a 429 ``throttled`` with Retry-After (the API's exception handler)."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Sequence
-
-import redis
-from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from shop.redis_client import RedisBackoff, get_redis, registered_script
-
-log = logging.getLogger(__name__)
-
-KEY_PREFIX = "throttle"
-REDIS_RETRY_AFTER = 5.0  # seconds to use the in-process limiter after a Redis failure
-LOCAL_MAX_KEYS = 10_000  # the in-process fallback forgets the least recently seen clients
-PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # DRF's rate units, by first letter
-
-# KEYS: one per limit, distinct. ARGV: each limit's emission interval and period (µs), in the
-# order of KEYS. Returns {allowed (1/0), µs until the request would be allowed (the longest
-# wait among the refusing limits)}. Nothing is written unless every limit allows.
-GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local new_tats, wait = {}, 0
-for i, key in ipairs(KEYS) do
-  local interval, period = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local tat = math.max(tonumber(redis.call('GET', key) or '0'), now)
-  new_tats[i] = tat + interval
-  wait = math.max(wait, new_tats[i] - period - now)
-end
-if wait > 0 then return {0, wait} end
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, new_tats[i], 'PX', math.max(1, math.ceil((new_tats[i] - now) / 1000)))
-end
-return {1, 0}
-"""
-
-# One limit: (key, num_requests, period in seconds).
-Limit = tuple[str, int, float]
+from seckill import rate_limit
 
 
-def gcra_step(tat: float, now: float, interval: float, period: float) -> tuple[bool, float, float]:
-    """One GCRA decision in plain Python (the in-process fallback): (allowed, new tat, wait)."""
-    new_tat = max(tat, now) + interval
-    allow_at = new_tat - period
-    if now < allow_at:
-        return False, tat, allow_at - now
-    return True, new_tat, 0.0
+class _WaitThrottle(BaseThrottle):
+    """A throttle whose decision is one call answering "seconds to wait" (0.0: allowed)."""
 
+    _wait = 0.0
 
-class _LocalLimiter:
-    """The fallback while Redis is away: the same algorithm and all-or-nothing rule, in this
-    process, size-bounded."""
+    def seconds_to_wait(self, request: Request) -> float:
+        raise NotImplementedError
 
-    def __init__(self) -> None:
-        self._tats: OrderedDict[str, float] = OrderedDict()
-        self._guard = threading.Lock()
-
-    def hit_all(self, limits: Sequence[tuple[str, float, float]]) -> tuple[bool, float]:
-        """``limits``: (key, interval, period) each. Same answer as the Redis script."""
-        now = time.monotonic()
-        with self._guard:
-            steps = [
-                gcra_step(self._tats.get(key, 0.0), now, interval, period)
-                for key, interval, period in limits
-            ]
-            allowed = all(ok for ok, _, _ in steps)
-            for (key, _, _), (_, new_tat, _) in zip(limits, steps, strict=True):
-                if allowed:
-                    self._tats[key] = new_tat
-                if key in self._tats:
-                    self._tats.move_to_end(key)  # recently seen, refused or not
-            while len(self._tats) > LOCAL_MAX_KEYS:
-                self._tats.popitem(last=False)
-        return allowed, max(wait for _, _, wait in steps)
-
-    def clear(self) -> None:
-        with self._guard:
-            self._tats.clear()
-
-
-_local = _LocalLimiter()
-_backoff = RedisBackoff(REDIS_RETRY_AFTER)
-
-
-def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
-    """Count one request against every ``(key, num_requests, period)`` limit, in one Redis
-    round trip: allowed only if all allow (then all are charged), else none is charged.
-
-    Returns (allowed, seconds to wait when refused: the longest wait among the refusing
-    limits). Keys must be distinct.
-    """
-    if not limits:
-        return True, 0.0
-    keys = [key for key, _, _ in limits]
-    rates = [(period / num_requests, float(period)) for _, num_requests, period in limits]
-    if _backoff.available():
-        client = get_redis()
-        args = [round(seconds * 1e6) for rate in rates for seconds in rate]
-        try:
-            allowed, wait_us = registered_script(GCRA, client)(keys=keys, args=args, client=client)
-            return bool(allowed), int(wait_us) / 1e6
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            _backoff.failed()
-            log.warning("throttle: Redis unavailable (%s); limiting in-process", exc)
-    return _local.hit_all([(key, *rate) for key, rate in zip(keys, rates, strict=True)])
-
-
-def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:
-    """Count one request against ``num_requests`` per ``period`` seconds for ``key``.
-
-    Returns (allowed, seconds to wait when refused). Usable outside DRF, e.g. by a browser
-    login view: ``hit(f"throttle:login:{ip}", 30, 60)``.
-    """
-    return hit_all([(key, num_requests, period)])
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """DRF's rate syntax, "N/period" (s, sec, m, min, h, hour, d, day): (N, seconds)."""
-    num, period = rate.split("/")
-    return int(num), PERIODS[period[0]]
-
-
-class RedisRateThrottle(BaseThrottle):
-    """DRF's throttle interface on :func:`hit_all`: one limit per scope in ``scopes``, all
-    decided in one round trip; a scope whose rate is None is not limited."""
-
-    scopes: tuple[str, ...] = ()
-
-    def __init__(self) -> None:
-        # Read at construction (every request), not frozen at import like DRF's THROTTLE_RATES.
-        configured = api_settings.DEFAULT_THROTTLE_RATES
-        self.rates: dict[str, tuple[int, int]] = {}
-        for scope in self.scopes:
-            if scope not in configured:
-                raise ImproperlyConfigured(f"No default throttle rate set for {scope!r} scope")
-            if configured[scope] is not None:
-                self.rates[scope] = parse_rate(configured[scope])
-        self._wait = 0.0
-
-    def who(self, scope: str, request: Request | HttpRequest) -> str:
-        """Whom ``scope`` counts this request against: by default the client address."""
-        return self.get_ident(request)
-
-    def scoped_key(self, scope: str, who: str) -> str:
-        return f"{KEY_PREFIX}:{scope}:{who}"
-
-    def allow_request(self, request: Request | HttpRequest, view) -> bool:
-        limits = [
-            (self.scoped_key(scope, self.who(scope, request)), num_requests, period)
-            for scope, (num_requests, period) in self.rates.items()
-        ]
-        allowed, self._wait = hit_all(limits)
-        return allowed
+    def allow_request(self, request: Request, view) -> bool:
+        self._wait = self.seconds_to_wait(request)
+        return not self._wait
 
     def wait(self) -> float | None:
         """Seconds until this client may try again (DRF sends it as Retry-After)."""
         return self._wait or None
 
 
-class OrderPlacementThrottles(RedisRateThrottle):
-    """Order placement's limits, in one round trip: per buyer ("order": a bot hammering the buy
-    button gains nothing but 429s) and per client address ("order_ip": many accounts behind
-    one bot still share it)."""
+class OrderPlacementThrottles(_WaitThrottle):
+    """Order placement's per-buyer and per-address limits, in one round trip."""
 
-    scopes = ("order", "order_ip")
-
-    def who(self, scope: str, request: Request | HttpRequest) -> str:
+    def seconds_to_wait(self, request: Request) -> float:
         user = request.user
-        if scope == "order" and user and user.is_authenticated:
-            return f"u{user.pk}"
-        return self.get_ident(request)
+        buyer_id = user.pk if user and user.is_authenticated else None
+        return rate_limit.placement_wait(buyer_id=buyer_id, address=self.get_ident(request))
 
 
-class AuthThrottle(RedisRateThrottle):
-    """Register and token, per address and per username: slows password guessing from one
-    address, and guessing one account's password from many addresses (``auth`` rate each)."""
+class PurchaseTokenThrottles(_WaitThrottle):
+    """Purchase-pass requests' own per-buyer and per-address limits, in one round trip."""
 
-    scopes = ("auth",)
-
-    def allow_request(self, request: Request, view) -> bool:
-        self._wait = 0.0
-        if not self.rates:
-            return True
-        self._wait = self.attempt(self.get_ident(request), _submitted_username(request))
-        return not self._wait
-
-    def attempt(self, ident: str, username: str | None) -> float:
-        """Count one sign-in attempt from address ``ident`` for ``username``; 0.0 when allowed
-        (or unlimited), else the seconds to wait. The browser login shares these budgets
-        through :func:`login_attempt`."""
-        if "auth" not in self.rates:
-            return 0.0
-        num_requests, period = self.rates["auth"]
-        allowed, wait = hit(self.scoped_key("auth", ident), num_requests, period)
-        if not allowed or not username:
-            return wait
-        digest = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
-        return hit(self.scoped_key("auth", f"user:{digest}"), num_requests, period)[1]
+    def seconds_to_wait(self, request: Request) -> float:
+        user = request.user
+        buyer_id = user.pk if user and user.is_authenticated else None
+        return rate_limit.purchase_token_wait(buyer_id=buyer_id, address=self.get_ident(request))
 
 
-def login_attempt(request: HttpRequest, username: str | None) -> float:
-    """For the browser login view: 0.0 if this attempt may proceed, else seconds to wait
-    (answer 429 with Retry-After). Same budgets and client address rules (NUM_PROXIES) as the
-    API's token endpoint."""
-    throttle = AuthThrottle()
-    return throttle.attempt(throttle.get_ident(request), username)
+class AuthThrottle(_WaitThrottle):
+    """Register and token: the sign-in budget per address and per submitted username."""
+
+    def seconds_to_wait(self, request: Request) -> float:
+        if rate_limit.configured_rate("auth") is None:
+            return 0.0  # unlimited: do not parse the body for a username
+        return rate_limit.sign_in_wait(
+            address=self.get_ident(request), username=_submitted_username(request)
+        )
 
 
 def _submitted_username(request: Request) -> str | None:
@@ -249,9 +60,3 @@ def _submitted_username(request: Request) -> str | None:
     data = request.data
     value = data.get("username") if hasattr(data, "get") else None
     return value if isinstance(value, str) and value else None
-
-
-def reset_local_fallback() -> None:
-    """Forget the in-process fallback's state and retry Redis at once (tests)."""
-    _backoff.reset()
-    _local.clear()

@@ -19,18 +19,15 @@ from seckill.api.serializers import (
     SaleResetSerializer,
     SaleSerializer,
     TokenSerializer,
-    mirror_context,
+    figures_context,
 )
-from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles
+from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles, PurchaseTokenThrottles
 from seckill.errors import NotFound
-from seckill.lab.visibility import without_lab_sales
-from seckill.models import Order, Sale
-from seckill.placement import (
-    IDEMPOTENCY_KEY,
-    IDEMPOTENCY_KEY_MAX_LENGTH,
-    get_sale,
-    place_order,
-)
+from seckill.ids import MAX_ORDER_ID
+from seckill.models import Sale
+from seckill.placement import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LENGTH, place_order
+from seckill.selectors.orders import orders_of, owned_order
+from seckill.selectors.sales import get_sale, listed_sales
 
 IDEMPOTENCY_KEY_SCHEMA = {
     "type": "string",
@@ -38,7 +35,6 @@ IDEMPOTENCY_KEY_SCHEMA = {
     "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
     "pattern": IDEMPOTENCY_KEY.pattern,
 }
-MAX_ORDER_ID = 2**63 - 1
 
 
 class IsStaffOrReadOnly(permissions.BasePermission):
@@ -50,8 +46,9 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return bool(request.user and request.user.is_staff)
 
 
-def parse_order_id(raw: str) -> int:
-    """Order ids travel as strings; anything that is not one of ours is simply not found.
+def order_id_or_404(raw: str) -> int:
+    """The order id in a URL (ids travel as strings); anything that is not one of ours is
+    simply not found. Not ``seckill.ids.parse_order_id``, which splits an id into its parts.
 
     ASCII digits only: ``str.isdigit`` also accepts "²" or "①", which ``int`` then refuses."""
     if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ORDER_ID:
@@ -86,13 +83,15 @@ class TokenView(APIView):
 
 
 class SaleListCreateView(generics.ListCreateAPIView):
-    queryset = without_lab_sales(Sale.objects.select_related("product")).order_by("starts_at", "id")
     serializer_class = SaleSerializer
     permission_classes = [IsStaffOrReadOnly]
 
+    def get_queryset(self):
+        return listed_sales()
+
     def list(self, request: Request, *args, **kwargs) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        context = {**self.get_serializer_context(), **mirror_context(page)}
+        context = {**self.get_serializer_context(), **figures_context(page)}
         return self.get_paginated_response(SaleSerializer(page, many=True, context=context).data)
 
 
@@ -102,7 +101,7 @@ class SaleDetailView(generics.RetrieveAPIView):
 
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
         sale = self.get_object()
-        context = {**self.get_serializer_context(), **mirror_context([sale])}
+        context = {**self.get_serializer_context(), **figures_context([sale])}
         return Response(SaleSerializer(sale, context=context).data)
 
 
@@ -114,7 +113,7 @@ class SaleResetView(APIView):
         data = SaleResetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         sale = lifecycle.reset_sale(pk, data.validated_data.get("stock_total"))
-        return Response(SaleSerializer(sale, context=mirror_context([sale])).data)
+        return Response(SaleSerializer(sale, context=figures_context([sale])).data)
 
 
 class PlaceOrderView(APIView):
@@ -177,11 +176,11 @@ class PurchaseTokenView(APIView):
     """The hidden purchase path's first step: a single-use token, issued only while live."""
 
     permission_classes = [permissions.IsAuthenticated]
-    throttle_classes = [OrderPlacementThrottles]
+    throttle_classes = [PurchaseTokenThrottles]
 
     @extend_schema(request=None, responses={201: PurchaseTokenSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, pk: int) -> Response:
-        token, ttl = purchase_token.issue(get_sale(pk), request.user.pk)
+        token, ttl = purchase_token.issue(get_sale(sale_id=pk), request.user.pk)
         return Response({"token": token, "expires_in": ttl}, status=status.HTTP_201_CREATED)
 
 
@@ -190,7 +189,7 @@ class OrderListView(generics.ListAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     def get_queryset(self):
-        return Order.objects.filter(buyer=self.request.user).order_by("-id")
+        return orders_of(buyer=self.request.user)
 
 
 class OrderDetailView(APIView):
@@ -198,7 +197,7 @@ class OrderDetailView(APIView):
 
     @extend_schema(responses={200: OrderSerializer, 404: ERROR})
     def get(self, request: Request, order_id: str) -> Response:
-        order = lifecycle.owned_order(parse_order_id(order_id), request.user)
+        order = owned_order(order_id=order_id_or_404(order_id), buyer=request.user)
         return Response(OrderSerializer(order).data)
 
 
@@ -207,7 +206,7 @@ class PayOrderView(APIView):
 
     @extend_schema(request=None, responses={200: OrderSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, order_id: str) -> Response:
-        order = lifecycle.pay_order(parse_order_id(order_id), request.user)
+        order = lifecycle.pay_order(order_id_or_404(order_id), request.user)
         return Response(OrderSerializer(order).data)
 
 
@@ -216,5 +215,5 @@ class CancelOrderView(APIView):
 
     @extend_schema(request=None, responses={200: OrderSerializer, 404: ERROR, 409: ERROR})
     def post(self, request: Request, order_id: str) -> Response:
-        order = lifecycle.cancel_order(parse_order_id(order_id), request.user)
+        order = lifecycle.cancel_order(order_id_or_404(order_id), request.user)
         return Response(OrderSerializer(order).data)

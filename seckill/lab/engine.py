@@ -14,18 +14,19 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from seckill import probes, queue, sale_cache, stock
+from seckill import order_queue, probes, sale_cache, stock
 from seckill.audit import audit_sale
 from seckill.errors import SeckillError, StaleFence
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.lab import analysis, narrative
 from seckill.lab.errors import LabBusy
@@ -37,7 +38,6 @@ from seckill.lock import Lock, LockNotOwnedError
 from seckill.models import Order, Sale, Strategy
 from seckill.placement import place_order
 from shop.models import Product
-from shop.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -171,36 +171,49 @@ def empty_live(params: RunParameters) -> dict:
 
 
 class Crowd:
-    """The buyers of one run and the two things that end it early: Stop, and the deadline."""
+    """The buyers of one run and the two things that end it early: Stop, and the deadline.
+
+    Each attempt is one task on a pool of THREADS threads; a buyer told 429 queues its next
+    attempt behind everyone waiting, so a crowd of 500 all get their first press in before the
+    first ones press again (as a real crowd's would)."""
 
     def __init__(self, run: LabRun, params: RunParameters) -> None:
         self.run, self.params = run, params
         self.recorder = Recorder()
         self.stop = threading.Event()
         self.deadline = time.monotonic() + params.time_limit_s
+        self.pending = 0
+        self.idle = threading.Condition()
+        self.pool: ThreadPoolExecutor | None = None
 
     def over(self) -> bool:
         return self.stop.is_set() or time.monotonic() >= self.deadline
 
-    def buyer(self, number: int, user) -> None:
-        """One buyer: presses Buy until the answer is final (or the run is over)."""
-        stalled = number == 1 and self.params.stall_ms > 0
-        overrides = self.params.overrides(stalled=stalled)
-        key = f"lab-{self.run.pk}-{number}"
+    def submit(self, number: int, user, attempt: int, not_before: float = 0.0) -> Future:
+        with self.idle:
+            self.pending += 1
+        return self.pool.submit(self.press, number, user, attempt, not_before)
+
+    def press(self, number: int, user, attempt: int, not_before: float) -> None:
+        """One press of Buy; a 429 queues the next press RETRY_PAUSE later."""
         try:
-            for attempt in range(1, 1000):
-                if self.over():
-                    return
-                record = self.recorder.begin(number, attempt, stalled=stalled)
-                with probes.probing(AttemptProbe(self.recorder, record, overrides)):
-                    self.place(record, user, key)
-                if record.status in FINAL_STATUSES:
-                    return
-                stalled, overrides = False, self.params.overrides(stalled=False)
-                time.sleep(RETRY_PAUSE)
+            pause = not_before - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if self.over():
+                return
+            stalled = number == 1 and attempt == 1 and self.params.stall_ms > 0
+            record = self.recorder.begin(number, attempt, stalled=stalled)
+            overrides = self.params.overrides(stalled=stalled)
+            with probes.probing(AttemptProbe(self.recorder, record, overrides)):
+                self.place(record, user, f"lab-{self.run.pk}-{number}")
+            if record.status not in FINAL_STATUSES:
+                self.submit(number, user, attempt + 1, time.monotonic() + RETRY_PAUSE)
         finally:
-            close_old_connections()
-            connection.close()
+            connection.close()  # back to the pool between presses: threads change buyers
+            with self.idle:
+                self.pending -= 1
+                self.idle.notify_all()
 
     def place(self, record: Attempt, user, key: str) -> None:
         try:
@@ -243,11 +256,13 @@ class Crowd:
         """Run every buyer; how the run ended (``done``, ``deadline`` or ``stopped``)."""
         client = get_redis()
         with ThreadPoolExecutor(min(THREADS, len(users)), thread_name_prefix="lab-buyer") as pool:
-            futures = [pool.submit(self.buyer, 1, users[0])]
+            self.pool = pool
+            first = self.submit(1, users[0], 1)
             if self.params.stall_ms:  # buyer 1 first, so it is the holder that stalls
-                self.wait_for_entry(futures[0])
-            futures += [pool.submit(self.buyer, n, u) for n, u in enumerate(users[1:], start=2)]
-            while wait(futures, timeout=FLUSH_EVERY).not_done:
+                self.wait_for_entry(first)
+            for number, user in enumerate(users[1:], start=2):
+                self.submit(number, user, 1)
+            while not self.settled(FLUSH_EVERY):
                 if client.exists(stop_key(self.run.pk)):
                     self.stop.set()
                 self.publish()
@@ -255,7 +270,11 @@ class Crowd:
             return "stopped"
         return "deadline" if time.monotonic() >= self.deadline else "done"
 
-    def wait_for_entry(self, first) -> None:
+    def settled(self, timeout: float) -> bool:
+        with self.idle:
+            return self.idle.wait_for(lambda: self.pending == 0, timeout=timeout)
+
+    def wait_for_entry(self, first: Future) -> None:
         until = time.monotonic() + STALL_HEAD_START
         while time.monotonic() < until and not first.done():
             attempts = self.recorder.attempts()
@@ -272,7 +291,8 @@ def execute(run_id: int, lock: Lock) -> None:
     try:
         ended_by = crowd.go(lab_buyers(params.buyers))
         if params.strategy == Strategy.REDIS_ATOMIC:
-            queue.drain(run.sale_id)  # what Celery would do next, done now so the audit sees it
+            # What Celery would do next, done now so the audit sees it.
+            order_queue.drain(run.sale_id)
         # This sale only: the shop's own sales are the dashboard's business, not the run's.
         sale_report = audit_sale(Sale.objects.get(pk=run.sale_id), get_redis())
         audit_ok = not sale_report["violations"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 
 from seckill.models import Order, OrderStatus
+from seckill.selectors import orders as selectors
 
 
 def orders_of(user: AbstractBaseUser) -> list[Order]:
-    """The buyer's orders in the database, newest first (queued redis_atomic ones show up once
-    Celery has written them)."""
-    return list(Order.objects.filter(buyer=user).select_related("sale__product").order_by("-id"))
+    """The buyer's orders as My orders lists them (the API lists the same)."""
+    return list(selectors.orders_of(buyer=user))
 
 
 def order_actions(order: Order) -> dict[str, bool]:

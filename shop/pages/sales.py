@@ -7,10 +7,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from seckill.api.serializers import SaleSerializer, mirror_context
 from seckill.holdings import units_allowed, units_held
-from seckill.lab.visibility import without_lab_sales
 from seckill.models import Sale, SaleStatus
+from seckill.selectors.sales import listed_sales as all_sales
+from seckill.selectors.sales import sale_figures
 from shop.pages.error_copy import status_copy
 
 
@@ -38,17 +38,12 @@ class SaleCard:
 
 def sale_cards(sales: list[Sale]) -> list[SaleCard]:
     """Status and stock exactly as the API reports them (one Redis pipeline for all sales)."""
-    serializer = SaleSerializer(context=mirror_context(sales))
-    return [
-        SaleCard(sale, serializer.get_stock_left(sale), serializer.get_status(sale))
-        for sale in sales
-    ]
+    figures = sale_figures(sales=sales)
+    return [SaleCard(sale, figures[sale.pk].stock_left, figures[sale.pk].status) for sale in sales]
 
 
 def listed_sales() -> list[Sale]:
-    return list(
-        without_lab_sales(Sale.objects.select_related("product")).order_by("starts_at", "id")
-    )
+    return list(all_sales())
 
 
 def new_idempotency_key() -> str:

@@ -2,17 +2,7 @@
 
 import pytest
 
-from seckill.api.throttles import reset_local_fallback
-from tests.api.conftest import make_client  # noqa: F401  (fixture)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles(redis_client):
-    """Throttle state lives in the test Redis (emptied per test) and, while Redis is away, in
-    this process: start each test with neither."""
-    reset_local_fallback()
-    yield
-    reset_local_fallback()
+from tests.api.conftest import _fresh_throttles, make_client  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-import redis
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from seckill.api import throttles
+from seckill import rate_limit
 from seckill.models import Order, Sale
 from tests.engine.factories import make_sale
 
@@ -27,7 +26,8 @@ def rates(settings):
     """Set the throttle rates for one test (unlisted scopes stay generous)."""
 
     def set_rates(**scoped: str) -> None:
-        base = {"order": "1000/min", "order_ip": "1000/min", "auth": "1000/min"}
+        scopes = ("order", "order_ip", "auth", "purchase_token", "purchase_token_ip")
+        base = dict.fromkeys(scopes, "1000/min")
         settings.REST_FRAMEWORK = {
             **settings.REST_FRAMEWORK,
             "DEFAULT_THROTTLE_RATES": {**base, **scoped},
@@ -37,22 +37,9 @@ def rates(settings):
 
 
 @pytest.fixture
-def throttle_round_trips(monkeypatch) -> list[bytes]:
-    """The packets this process sends to Redis that name a throttle key. A packet is one round
-    trip (a pipeline's commands go out as one packet too), so this counts round trips, whatever
-    the client API used to make them."""
-    sent: list[bytes] = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def spy(self, command, check_health=True):
-        chunks = [command] if isinstance(command, str | bytes) else command
-        packet = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
-        if b"throttle:" in packet:
-            sent.append(packet)
-        return original(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
-    return sent
+def throttle_round_trips(redis_round_trips) -> list[bytes]:
+    """The round trips to Redis that name a throttle key (tests/conftest.py)."""
+    return redis_round_trips(b"throttle:")
 
 
 def order(client, sale, addr: str = "10.0.0.1"):
@@ -139,7 +126,7 @@ def test_concurrent_hits_never_exceed_the_budget(redis_client):
 
     def one() -> None:
         start.wait()
-        ok, _ = throttles.hit("throttle:test:crowd", 10, 60)
+        ok, _ = rate_limit.hit("throttle:test:crowd", 10, 60)
         with guard:
             allowed.append(ok)
 
@@ -153,20 +140,30 @@ def test_concurrent_hits_never_exceed_the_budget(redis_client):
 
 def test_wait_is_the_time_until_the_next_allowed_request(redis_client):
     """Retry-After is honest: after a burst of 2 per 10 s, the next slot is ~5 s away."""
-    assert throttles.hit("throttle:test:wait", 2, 10)[0]
-    assert throttles.hit("throttle:test:wait", 2, 10)[0]
-    ok, wait = throttles.hit("throttle:test:wait", 2, 10)
+    assert rate_limit.hit("throttle:test:wait", 2, 10)[0]
+    assert rate_limit.hit("throttle:test:wait", 2, 10)[0]
+    ok, wait = rate_limit.hit("throttle:test:wait", 2, 10)
     assert not ok and 4.0 < wait <= 5.0
 
 
 def test_gcra_step_refills_one_slot_per_interval():
     tat = 0.0
     for _ in range(3):
-        ok, tat, _ = throttles.gcra_step(tat, 100.0, 1.0, 3.0)
+        ok, tat, _ = rate_limit.gcra_step(tat, 100.0, 1.0, 3.0)
         assert ok
-    ok, _, wait = throttles.gcra_step(tat, 100.0, 1.0, 3.0)
+    ok, _, wait = rate_limit.gcra_step(tat, 100.0, 1.0, 3.0)
     assert not ok and wait == pytest.approx(1.0)
-    assert throttles.gcra_step(tat, 101.0, 1.0, 3.0)[0]
+    assert rate_limit.gcra_step(tat, 101.0, 1.0, 3.0)[0]
+
+
+def test_gcra_step_allows_a_fresh_clients_first_request_whatever_the_clock_reads():
+    """One request an hour: the first one is allowed at any clock reading. These readings made
+    ``(now + 3600) - 3600`` come out a hair above ``now`` in floats, which refused it."""
+    for now in (0.3, 1565.203816, 2441.437518, 4028.40832):
+        assert (now + 3600.0) - 3600.0 > now  # the rounding this test is about
+        allowed, tat, wait = rate_limit.gcra_step(0.0, now, 3600.0, 3600.0)
+        assert allowed and wait == 0.0 and tat == now + 3600.0
+        assert not rate_limit.gcra_step(tat, now, 3600.0, 3600.0)[0]
 
 
 def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_redis):
@@ -194,15 +191,17 @@ def test_redis_down_fails_open_to_a_per_process_limit(make_client, rates, app_re
 
 
 def test_browser_login_helper_shares_the_auth_budget(django_user_model, rates):
-    """``login_attempt`` (for the browser login view) counts against the same per-address and
-    per-username budgets as the API's token endpoint."""
+    """``rate_limit.sign_in_wait`` (what the browser login view calls) counts against the same
+    per-address and per-username budgets as the API's token endpoint."""
     rates(auth="2/min")
     client = APIClient()
     body = {"username": "someone", "password": "wrong"}
     assert client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.3.0.1").status_code == 401
     page = RequestFactory()
-    assert throttles.login_attempt(page.post("/", REMOTE_ADDR="10.3.0.9"), "someone") == 0.0
-    spent = throttles.login_attempt(page.post("/", REMOTE_ADDR="10.3.0.8"), "SOMEONE")
+    here, there = page.post("/", REMOTE_ADDR="10.3.0.9"), page.post("/", REMOTE_ADDR="10.3.0.8")
+    address = rate_limit.client_address
+    assert rate_limit.sign_in_wait(address=address(here), username="someone") == 0.0
+    spent = rate_limit.sign_in_wait(address=address(there), username="SOMEONE")
     assert spent > 0  # the username's budget is spent, whatever the address
     assert_throttled(client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.3.0.7"))
 
@@ -211,7 +210,8 @@ def test_an_order_request_checks_both_limits_in_one_round_trip(
     make_client, rates, throttle_round_trips
 ):
     """The order path's throttle step is one Redis round trip carrying the buyer's and the
-    address's keys, allowed or refused, on both throttled endpoints."""
+    address's keys, allowed or refused, on both throttled endpoints (the purchase pass with
+    its own two keys)."""
     rates(order="1/min", order_ip="5/min")
     sale = make_sale(stock=10, per_user_limit=10)
     buyer = make_client("one")
@@ -219,9 +219,33 @@ def test_an_order_request_checks_both_limits_in_one_round_trip(
     assert_throttled(order(buyer, sale))
     buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/", REMOTE_ADDR="10.0.0.1")
     assert len(throttle_round_trips) == 3
-    for packet in throttle_round_trips:
+    for packet in throttle_round_trips[:2]:
         assert f"throttle:order:u{buyer.user.pk}".encode() in packet
         assert b"throttle:order_ip:10.0.0.1" in packet
+    assert f"throttle:purchase_token:u{buyer.user.pk}".encode() in throttle_round_trips[2]
+    assert b"throttle:purchase_token_ip:10.0.0.1" in throttle_round_trips[2]
+    assert b"throttle:order" not in throttle_round_trips[2]
+
+
+def test_a_token_gated_purchase_spends_one_order_of_the_budget(make_client, rates):
+    """Asking for the purchase pass has its own limits: with one order an hour allowed, a
+    buyer can still fetch a pass and buy with it (the pass used to spend that one order)."""
+    rates(order="1/hour", purchase_token="1/hour")
+    sale = make_sale(stock=10, per_user_limit=10)
+    sale.require_purchase_token = True
+    sale.save()
+    buyer = make_client("gated")
+    issued = buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/", REMOTE_ADDR="10.0.0.1")
+    assert issued.status_code == 201
+    placed = buyer.post(
+        f"/api/v1/sales/{sale.pk}/orders/",
+        {"quantity": 1},
+        format="json",
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_PURCHASE_TOKEN=issued.json()["token"],
+    )
+    assert placed.status_code == 201, placed.content
+    assert_throttled(buyer.post(f"/api/v1/sales/{sale.pk}/purchase-token/"))  # its own 1/hour
 
 
 @pytest.mark.parametrize("refusing, allowing", [("order", "order_ip"), ("order_ip", "order")])
@@ -287,7 +311,7 @@ def test_no_rates_no_round_trip(make_client, rates, throttle_round_trips):
 def limiter(request, redis_client, monkeypatch) -> str:
     """Run a test against the Redis script and against the in-process fallback."""
     if request.param == "in-process":
-        monkeypatch.setattr(throttles._backoff, "until", float("inf"))
+        monkeypatch.setattr(rate_limit._backoff, "until", float("inf"))
     return request.param
 
 
@@ -295,16 +319,16 @@ def test_hit_all_is_all_or_nothing(limiter, redis_client):
     """Both implementations: allowed only when every limit allows; a refusal charges no key
     and reports the longest refusing wait."""
     a, b, c = "throttle:test:a", "throttle:test:b", "throttle:test:c"
-    assert throttles.hit_all([(a, 1, 60), (b, 3, 60)]) == (True, 0.0)
-    ok, wait = throttles.hit_all([(a, 1, 60), (b, 3, 60)])  # a refuses, b would allow
+    assert rate_limit.hit_all([(a, 1, 60), (b, 3, 60)]) == (True, 0.0)
+    ok, wait = rate_limit.hit_all([(a, 1, 60), (b, 3, 60)])  # a refuses, b would allow
     assert not ok and 59.0 < wait <= 60.0
-    assert throttles.hit(b, 3, 60)[0] and throttles.hit(b, 3, 60)[0]  # b: two of three left
-    assert throttles.hit(c, 2, 10)[0] and throttles.hit(c, 2, 10)[0]
-    ok, wait = throttles.hit_all([(c, 2, 10), (a, 1, 60), (b, 3, 60)])  # all three refuse
+    assert rate_limit.hit(b, 3, 60)[0] and rate_limit.hit(b, 3, 60)[0]  # b: two of three left
+    assert rate_limit.hit(c, 2, 10)[0] and rate_limit.hit(c, 2, 10)[0]
+    ok, wait = rate_limit.hit_all([(c, 2, 10), (a, 1, 60), (b, 3, 60)])  # all three refuse
     assert not ok and 59.0 < wait <= 60.0  # a's wait, the longest (c's is ~5 s, b's ~60 s)
-    ok, wait = throttles.hit_all([(c, 2, 10)])
+    ok, wait = rate_limit.hit_all([(c, 2, 10)])
     assert not ok and 4.0 < wait <= 5.0
-    assert throttles.hit_all([]) == (True, 0.0)
+    assert rate_limit.hit_all([]) == (True, 0.0)
     stored = redis_client.keys("throttle:test:*")
     assert len(stored) == (3 if limiter == "redis" else 0)
 

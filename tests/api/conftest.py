@@ -3,6 +3,8 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from seckill.rate_limit import reset_local_fallback
+
 
 @pytest.fixture
 def make_client(db):
@@ -22,4 +24,9 @@ def make_client(db):
 
 @pytest.fixture(autouse=True)
 def _fresh_throttles(redis_client):
-    """Throttle counters live in the Redis cache: every test starts from an empty test DB."""
+    """Throttle state lives in the test Redis (emptied per test: ``redis_client``) and, while
+    Redis is away, in this process (the in-process fallback and its skip-Redis window): start
+    and end each test with neither."""
+    reset_local_fallback()
+    yield
+    reset_local_fallback()

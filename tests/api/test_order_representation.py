@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
 
-from seckill import queue
+from seckill import order_queue
 from seckill.api.serializers import OrderSerializer
 from seckill.models import Order, OrderStatus
 from seckill.strategies import new_order
@@ -32,7 +32,9 @@ def orders() -> list[Order]:
     paid = new_order(sale, user.pk, 1, "")
     paid.status, paid.paid_at = OrderStatus.PAID, timezone.now() - timedelta(microseconds=7)
     paid.save(force_insert=True)
-    queued = queue.order_from_record(queue.record_of(new_order(sale, user.pk, 2, "k-2")))
+    queued = order_queue.order_from_record(
+        order_queue.record_of(new_order(sale, user.pk, 2, "k-2"))
+    )
     return [Order.objects.get(pk=placed.pk), Order.objects.get(pk=paid.pk), queued]
 
 

@@ -244,7 +244,7 @@ def test_register_checks_the_name_as_it_will_be_stored(db, redis_client):
 
 def test_a_busy_refusal_does_not_burn_the_purchase_token(make_client, settings):
     """429 busy says a retry is safe: the retry with the same token (and key) must buy."""
-    from seckill.locking import item_lock
+    from seckill.item_locks import item_lock
 
     settings.SECKILL_LOCK_WAIT = 0.05
     sale = make_sale(stock=5, per_user_limit=1)

@@ -26,7 +26,7 @@ def test_redis_down_is_503_and_nothing_half_written(strategy, make_client, app_r
 
 
 def test_busy_is_429_with_retry_after(make_client, redis_client, settings):
-    from seckill.locking import item_lock
+    from seckill.item_locks import item_lock
 
     settings.SECKILL_LOCK_WAIT = 0.05
     sale = make_sale(stock=5)

@@ -1,5 +1,6 @@
-"""API tokens cached in Redis (seckill.api.authentication): the second request skips the database,
-and revoking a token or changing its user takes effect on the very next request."""
+"""API tokens cached in Redis (seckill.token_cache, called by seckill.api.authentication): the
+second request skips the database, and revoking a token or changing its user takes effect on the
+very next request."""
 
 import json
 import time
@@ -12,9 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from seckill.api import authentication
-from seckill.api.authentication import CachedTokenAuthentication, cache_key
-from shop.redis_client import get_redis
+from seckill import token_cache
+from seckill.api.authentication import CachedTokenAuthentication
+from seckill.infrastructure.redis_client import get_redis
+from seckill.token_cache import cache_key
 
 ORDERS = "/api/v1/orders/"
 
@@ -22,9 +24,9 @@ ORDERS = "/api/v1/orders/"
 @pytest.fixture(autouse=True)
 def _redis_fallback_reset():
     """An earlier test that stopped Redis may have left this process skipping the cache."""
-    authentication.reset_fallback()
+    token_cache.reset_fallback()
     yield
-    authentication.reset_fallback()
+    token_cache.reset_fallback()
 
 
 def token_key(client: APIClient) -> str:
@@ -118,10 +120,10 @@ def test_a_lookup_racing_a_revocation_cannot_cache_the_old_answer(make_client):
     the transaction committed) fails to store them, and lookups go to the database."""
     client = make_client()
     user, token = CachedTokenAuthentication().authenticate_credentials(token_key(client))
-    authentication.forget_tokens([token.key])
+    token_cache.forget_tokens([token.key])
     CachedTokenAuthentication().authenticate_credentials(token_key(client))  # tries to store
-    assert get_redis().get(cache_key(token.key)) == authentication.TOMBSTONE
-    assert 0 < get_redis().ttl(cache_key(token.key)) <= authentication.TOMBSTONE_TTL
+    assert get_redis().get(cache_key(token.key)) == token_cache.TOMBSTONE
+    assert 0 < get_redis().ttl(cache_key(token.key)) <= token_cache.TOMBSTONE_TTL
 
 
 def test_revocation_is_written_again_when_the_transaction_commits(
@@ -132,12 +134,12 @@ def test_revocation_is_written_again_when_the_transaction_commits(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         client.user.is_active = False
         client.user.save()
-        assert get_redis().get(rkey) == authentication.TOMBSTONE
+        assert get_redis().get(rkey) == token_cache.TOMBSTONE
         # An entry slipped in before the commit (say, after a long transaction outlived the
         # first tombstone) is overwritten by the commit.
         get_redis().set(rkey, json.dumps({"stale": True}))
     assert len(callbacks) == 1
-    assert get_redis().get(rkey) == authentication.TOMBSTONE
+    assert get_redis().get(rkey) == token_cache.TOMBSTONE
 
 
 def test_login_timestamp_does_not_revoke(make_client):

@@ -125,7 +125,7 @@ def test_non_staff_is_sent_to_login(client, url, redis_client):
 def redis_down(settings):
     """The app's Redis pointed at a port nobody listens on."""
     from devtools.redis_server import free_port
-    from shop.redis_client import get_redis
+    from seckill.infrastructure.redis_client import get_redis
 
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     get_redis.cache_clear()

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from seckill import queue, stock
+from seckill import order_queue, stock
 from seckill.audit import audit, id_inversions
 from seckill.keys import sale_keys
 from seckill.models import Order, Sale
@@ -93,8 +93,7 @@ def test_one_idempotency_key_on_two_sales_is_no_violation(redis_client):
 def test_sold_out_sale_is_ok_and_persisting_queued_orders_keeps_it_ok(redis_client):
     sale, _ = sold_sale("redis_atomic", stock_total=3, buyers=3)
     assert audit(sale.pk, settle=0)["ok"]
-    for record in stock.queued_records(sale.pk, redis_client).values():
-        queue.persist(record)
+    assert order_queue.drain(sale.pk) == 3
     report = audit(sale.pk, settle=0)
     assert report["ok"], report
     entry = sale_report(report, sale)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from seckill import queue, stock
+from seckill import order_queue, stock
 from seckill.keys import sale_keys
 from seckill.models import Order
 from seckill.placement import place_order
@@ -31,7 +31,7 @@ def test_a_key_replays_within_its_sale_and_is_new_in_another(strategy, redis_cli
     assert first.created and not replay.created and replay.order.pk == first.order.pk
     assert elsewhere.created and elsewhere.order.pk != first.order.pk
     assert Order.objects.filter(buyer=buyer).count() == 2
-    assert stock.queued_records(other_sale.pk) == {}  # written, not stuck on a key conflict
+    assert order_queue.queued_records(other_sale.pk) == {}  # written, not stuck on a key conflict
 
 
 def forget_mirror_but_queue(sale_id: int, client) -> None:
@@ -62,6 +62,6 @@ def test_redis_atomic_replays_queued_orders_after_the_index_is_lost(
     forget_mirror_but_queue(sale.pk, redis_client)
     replay = place_order(sale.pk, buyer, 1, "still-queued")
     assert not replay.created and replay.order.pk == first.order.pk
-    assert queue.drain(sale.pk) == 1
+    assert order_queue.drain(sale.pk) == 1
     assert Order.objects.filter(sale=sale).count() == 1
     assert stock.read_mirror(sale.pk)["stock"] == 4

@@ -12,8 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from seckill import lifecycle, queue, stock, tasks
+from seckill import lifecycle, order_queue, stock, tasks
 from seckill.errors import InvalidState, NotFound
+from seckill.keys import sale_keys
 from seckill.models import Order, OrderStatus, Sale
 from seckill.placement import place_order
 from tests.engine.factories import make_sale
@@ -87,10 +88,11 @@ def test_drain_task_is_idempotent(redis_client, persist_tasks_held):
     assert persist_tasks_held == [sale.pk]
     assert tasks.persist_queued.apply(args=(sale.pk,)).result == 1
     assert tasks.persist_queued.apply(args=(sale.pk,)).result == 0
-    assert queue.persist(queue.record_of(placement.order)) == (placement.order, False)
+    redelivered = [order_queue.record_of(placement.order)]
+    assert order_queue.persist_batch(sale.pk, redelivered) == 0  # written once, not twice
     assert Order.objects.filter(sale=sale).count() == 1
     assert Sale.objects.get(pk=sale.pk).stock_left == 3
-    assert stock.queued_records(sale.pk) == {}
+    assert order_queue.queued_records(sale.pk) == {}
 
 
 def test_a_crowd_asks_for_one_drain_per_batch(redis_client, persist_tasks_held):
@@ -99,24 +101,26 @@ def test_a_crowd_asks_for_one_drain_per_batch(redis_client, persist_tasks_held):
     for i in range(10):
         place_order(sale.pk, buyer(f"a{i}"), 1)
     assert persist_tasks_held == [sale.pk]
-    assert queue.drain(sale.pk) == 10
+    assert order_queue.drain(sale.pk) == 10
     for i in range(5):
         place_order(sale.pk, buyer(f"b{i}"), 1)
     assert persist_tasks_held == [sale.pk, sale.pk]
-    assert queue.drain(sale.pk) == 5
+    assert order_queue.drain(sale.pk) == 5
     assert Order.objects.filter(sale=sale).count() == 15
     assert Sale.objects.get(pk=sale.pk).stock_left == 35
 
 
 def test_a_batch_is_one_update_and_one_insert(redis_client, persist_tasks_held):
     sale = make_sale(stock=50, strategy="redis_atomic")
-    records = [queue.record_of(place_order(sale.pk, buyer(f"q{i}"), 1).order) for i in range(20)]
+    records = [
+        order_queue.record_of(place_order(sale.pk, buyer(f"q{i}"), 1).order) for i in range(20)
+    ]
     with CaptureQueriesContext(connection) as queries:
-        assert queue.persist_batch(sale.pk, records) == 20
+        assert order_queue.persist_batch(sale.pk, records) == 20
     writes = [q["sql"].split()[0] for q in queries if q["sql"].split()[0] in ("UPDATE", "INSERT")]
     assert writes == ["UPDATE", "INSERT"]
     assert Sale.objects.get(pk=sale.pk).stock_left == 30
-    assert queue.persist_batch(sale.pk, records) == 0  # redelivered: nothing written twice
+    assert order_queue.persist_batch(sale.pk, records) == 0  # redelivered: nothing written twice
     assert Order.objects.filter(sale=sale).count() == 20
 
 
@@ -124,11 +128,13 @@ def test_a_batch_short_of_stock_is_written_one_by_one_never_oversold(
     redis_client, persist_tasks_held
 ):
     """After Redis lost its data, the database may lack stock for a whole batch: each order is
-    then written alone, and the ones with no unit left are recorded cancelled (as in persist)."""
+    then written alone, and the ones with no unit left are recorded cancelled."""
     sale = make_sale(stock=3, strategy="redis_atomic")
-    records = [queue.record_of(place_order(sale.pk, buyer(f"s{i}"), 1).order) for i in range(3)]
+    records = [
+        order_queue.record_of(place_order(sale.pk, buyer(f"s{i}"), 1).order) for i in range(3)
+    ]
     Sale.objects.filter(pk=sale.pk).update(stock_left=2)  # one unit sold elsewhere meanwhile
-    assert queue.persist_batch(sale.pk, records) == 3
+    assert order_queue.persist_batch(sale.pk, records) == 3
     statuses = sorted(Order.objects.filter(sale=sale).values_list("status", flat=True))
     assert statuses == sorted([OrderStatus.CANCELLED] + [OrderStatus.PENDING_PAYMENT] * 2)
     assert Sale.objects.get(pk=sale.pk).stock_left == 0
@@ -137,10 +143,26 @@ def test_a_batch_short_of_stock_is_written_one_by_one_never_oversold(
 def test_sweep_persists_orders_whose_drain_was_lost(redis_client, persist_tasks_held):
     sale = make_sale(stock=5, strategy="redis_atomic")
     placement = place_order(sale.pk, buyer(), 1)  # its drain request is held: lost
-    assert lifecycle.persist_stale_queued(older_than_seconds=60) == 0  # too young to touch
-    assert lifecycle.persist_stale_queued(older_than_seconds=0) == 1
+    assert order_queue.persist_stale_queued(older_than_seconds=60) == 0  # too young to touch
+    assert order_queue.persist_stale_queued(older_than_seconds=0) == 1
     assert Order.objects.filter(pk=placement.order.id).exists()
     assert Sale.objects.get(pk=sale.pk).stock_left == 4
+
+
+def test_sweep_costs_one_round_trip_however_many_sales_ended_long_ago(
+    redis_client, persist_tasks_held, redis_round_trips
+):
+    """The sweep (every 10 s) looks at the queued hashes of the sales whose keys may still
+    exist, in one pipeline: ended sales pile up over time, its cost must not."""
+    live = make_sale(stock=5, strategy="redis_atomic")
+    placement = place_order(live.pk, buyer(), 1)  # its drain request is held: lost
+    gone = timedelta(days=-3) - stock.KEY_GRACE
+    old = [make_sale(strategy="redis_atomic", starts_in=gone) for _ in range(20)]
+    looks = redis_round_trips(b"HLEN")
+    assert order_queue.persist_stale_queued(older_than_seconds=0) == 1
+    assert Order.objects.filter(pk=placement.order.id).exists()
+    assert len(looks) == 1 and sale_keys(live.pk).queued.encode() in looks[0]
+    assert not any(sale_keys(sale.pk).queued.encode() in looks[0] for sale in old)
 
 
 def test_an_order_accepted_during_a_drain_asks_for_the_next(
@@ -150,19 +172,19 @@ def test_an_order_accepted_during_a_drain_asks_for_the_next(
     must find the flag gone and ask for another drain, or it would wait for the sweep."""
     sale = make_sale(stock=5, strategy="redis_atomic")
     place_order(sale.pk, buyer("early"), 1)
-    read_queue = stock.queued_records
+    read_queue = order_queue.queued_records
 
     def read_then_accept_one_more(sale_id, client=None):
         records = read_queue(sale_id, client)
-        monkeypatch.setattr(stock, "queued_records", read_queue)
+        monkeypatch.setattr(order_queue, "queued_records", read_queue)
         place_order(sale.pk, buyer("late"), 1)
         return records
 
-    monkeypatch.setattr(stock, "queued_records", read_then_accept_one_more)
-    assert queue.drain(sale.pk) == 1
+    monkeypatch.setattr(order_queue, "queued_records", read_then_accept_one_more)
+    assert order_queue.drain(sale.pk) == 1
     assert persist_tasks_held == [sale.pk, sale.pk]
-    assert queue.drain(sale.pk) == 1
-    assert stock.queued_records(sale.pk) == {}
+    assert order_queue.drain(sale.pk) == 1
+    assert order_queue.queued_records(sale.pk) == {}
 
 
 def test_drains_racing_a_crowd_leave_no_order_behind(redis_client, persist_tasks_held):
@@ -182,7 +204,7 @@ def test_drains_racing_a_crowd_leave_no_order_behind(redis_client, persist_tasks
                 time.sleep(0.001)
                 continue
             try:
-                queue.drain(sale_id)
+                order_queue.drain(sale_id)
             finally:
                 connection.close()
 
@@ -201,7 +223,7 @@ def test_drains_racing_a_crowd_leave_no_order_behind(redis_client, persist_tasks
     crowd_done.set()
     for thread in workers:
         thread.join(60)
-    assert stock.queued_records(sale.pk) == {}
+    assert order_queue.queued_records(sale.pk) == {}
     assert Order.objects.filter(sale=sale).count() == 40
     assert Sale.objects.get(pk=sale.pk).stock_left == 60
 
@@ -213,9 +235,9 @@ def test_real_worker_persists_redis_atomic_orders(redis_client, celery_worker):
     assert all(p.queued for p in placements)
     deadline = time.monotonic() + 30
     # Written to the database, then dropped from the queued hash: wait for both.
-    while Order.objects.filter(sale=sale).count() < 3 or stock.queued_records(sale.pk):
+    while Order.objects.filter(sale=sale).count() < 3 or order_queue.queued_records(sale.pk):
         assert time.monotonic() < deadline, "the worker never persisted the orders"
         time.sleep(0.1)
     sale.refresh_from_db()
     assert sale.stock_left == 0
-    assert queue.find_order(placements[0].order.id).pk == placements[0].order.id
+    assert order_queue.find_order(placements[0].order.id).pk == placements[0].order.id

@@ -29,3 +29,21 @@ def test_limit(redis_client):
     with pytest.raises(LimitReached):
         place_order(sale.pk, user, 1)
     assert Sale.objects.get(pk=sale.pk).stock_left == 8
+
+
+@pytest.mark.parametrize("strategy", [s.value for s in Strategy])
+def test_fewer_units_left_than_asked_is_one_answer_under_every_strategy(
+    strategy, redis_client, eager_celery
+):
+    """0 < stock < quantity: every strategy refuses with the same sold_out "only N left" (the
+    buyer may still buy fewer), and a buyer who would also pass their limit hears about the
+    limit first, as the lock strategies decide it."""
+    sale = make_sale(stock=3, strategy=strategy, per_user_limit=3)
+    first, second = (get_user_model().objects.create_user(n) for n in ("first", "second"))
+    place_order(sale.pk, first, 2)
+    with pytest.raises(SoldOut) as refused:
+        place_order(sale.pk, second, 2)
+    assert refused.value.message == "only 1 left"
+    with pytest.raises(LimitReached):
+        place_order(sale.pk, first, 2)  # 2 held + 2 > 3, and only 1 left
+    assert place_order(sale.pk, second, 1).created

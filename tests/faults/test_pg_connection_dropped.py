@@ -4,8 +4,8 @@ The fault is real: a second connection runs ``pg_terminate_backend`` on the back
 placement, after the stock row was updated inside the transaction and before the order row is
 inserted. Expect: the request answers 503 ``unavailable``, the deduction and the order both
 roll back (database and Redis mirror untouched), the next request reconnects and buys, and
-``seckill_audit`` is clean. For redis_atomic the same fault hits the Celery persist step: the
-retry writes the order and its deduction exactly once.
+``seckill_audit`` is clean. For redis_atomic the same fault hits the Celery task's drain (one
+batch UPDATE and INSERT): the retry writes the order and its deduction exactly once.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError, connection
 
-from seckill import queue, stock
+from seckill import order_queue, stock, tasks
 from seckill.models import Order, Sale
+from seckill.stock import ReservationStatus
 from seckill.strategies import new_order
 from tests.conftest import database_url_for_subprocesses
 from tests.engine.factories import make_sale
+
+ORDERS = Order._meta.db_table
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,23 +34,22 @@ def _postgres_only(transactional_db):
 
 
 @pytest.fixture
-def drop_connection_at_order_insert(monkeypatch):
-    """Terminate this process's backend just before the first order INSERT (the stock UPDATE
-    has run in the same transaction)."""
-    original = Order.save
+def drop_connection_at_order_insert():
+    """Terminate this process's backend just before the first INSERT into the order table, by
+    ``save()`` or ``bulk_create()`` alike (the stock UPDATE has run in the same transaction)."""
     dropped: list[int] = []
 
-    def save(self, *args, **kwargs):
-        if not dropped:
+    def terminate_before_insert(execute, sql, params, many, context):
+        if not dropped and sql.lstrip().upper().startswith("INSERT") and ORDERS in sql:
             pid = connection.connection.info.backend_pid
             assert connection.in_atomic_block
             with psycopg.connect(database_url_for_subprocesses(), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", [pid])
             dropped.append(pid)
-        return original(self, *args, **kwargs)
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(Order, "save", save)
-    return dropped
+    with connection.execute_wrapper(terminate_before_insert):
+        yield dropped
 
 
 def audit_clean(sale_id: int) -> None:
@@ -75,24 +77,28 @@ def test_connection_dropped_mid_transaction_rolls_back_both(
     audit_clean(sale.pk)
 
 
-def test_connection_dropped_while_persisting_redis_atomic(
+def test_connection_dropped_while_draining_redis_atomic(
     make_client, redis_client, drop_connection_at_order_insert
 ):
-    """Fault: pg_terminate_backend inside queue.persist (what the Celery task runs). The task
-    fails (Celery retries it); the retry writes order and deduction once."""
+    """Fault: pg_terminate_backend inside ``order_queue.drain`` (what the Celery task runs),
+    between the batch's stock UPDATE and its multi-row INSERT. The drain fails (Celery retries
+    it); the retry writes order and deduction once, and a redelivery writes nothing."""
     sale = make_sale(stock=5, strategy="redis_atomic")
     buyer = make_client()
     order = new_order(sale, buyer.user.pk, 1, "")
-    record = queue.record_of(order)
-    assert stock.reserve(sale, buyer.user.pk, 1, "", order.id, record).status == stock.RESERVED
+    record = order_queue.record_of(order)
+    reservation = stock.reserve(sale, buyer.user.pk, 1, "", order.id, record)
+    assert reservation.status == ReservationStatus.RESERVED
     with pytest.raises(OperationalError):
-        queue.persist(record)
+        tasks.persist_queued.run(sale.pk)
+    assert drop_connection_at_order_insert, "the fault was not injected"
     connection.close_if_unusable_or_obsolete()  # what Celery's Django fixup does after a task
     assert Sale.objects.get(pk=sale.pk).stock_left == 5
     assert not Order.objects.filter(pk=order.id).exists()
-    persisted, created = queue.persist(record)
-    assert created and persisted.pk == order.id
-    assert queue.persist(record)[1] is False  # a redelivery changes nothing
+    assert order_queue.queued_records(sale.pk) == {order.id: record}  # still queued for the retry
+    assert tasks.persist_queued.run(sale.pk) == 1
+    assert tasks.persist_queued.run(sale.pk) == 0  # a redelivery changes nothing
+    assert Order.objects.filter(pk=order.id).count() == 1
     assert Sale.objects.get(pk=sale.pk).stock_left == 4
-    assert stock.queued_records(sale.pk) == {}
+    assert order_queue.queued_records(sale.pk) == {}
     audit_clean(sale.pk)

@@ -12,8 +12,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from seckill import queue, stock
+from seckill import order_queue, stock
 from seckill.models import LIVE_ORDER_STATUSES, Order, OrderStatus, Sale
+from seckill.stock import ReservationStatus
 from seckill.strategies import new_order
 from tests.conftest import empty_test_redis
 from tests.engine.factories import make_sale
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def accept(sale: Sale, buyer_id: int) -> dict:
     """What place_redis_atomic does before handing the record to Celery."""
     order = new_order(sale, buyer_id, 1, "")
-    record = queue.record_of(order)
-    assert stock.reserve(sale, buyer_id, 1, "", order.id, record).status == stock.RESERVED
+    record = order_queue.record_of(order)
+    reservation = stock.reserve(sale, buyer_id, 1, "", order.id, record)
+    assert reservation.status == ReservationStatus.RESERVED
     return record
 
 
@@ -39,9 +41,10 @@ def test_task_in_flight_across_a_redis_wipe_never_oversells(redis_client):
     in_flight = accept(sale, first.pk)  # its task is in a worker's memory
     empty_test_redis(redis_client)  # the restart: the sale's keys and queued hash are gone
     stock.load_mirror(sale)  # rebuilt from the database: 1 unit, nobody has bought
-    queue.persist(accept(sale, second.pk))  # sold again, and written
-    late, _ = queue.persist(in_flight)  # the worker's task runs now
+    accept(sale, second.pk)  # sold again...
+    assert order_queue.drain(sale.pk) == 1  # ...and written
+    assert order_queue.persist_batch(sale.pk, [in_flight]) == 1  # the worker's batch runs now
     live = Order.objects.filter(sale=sale, status__in=LIVE_ORDER_STATUSES)
     assert live.count() == 1 and Sale.objects.get(pk=sale.pk).stock_left == 0
-    assert Order.objects.get(pk=late.pk).status == OrderStatus.CANCELLED
+    assert Order.objects.get(pk=in_flight["id"]).status == OrderStatus.CANCELLED
     call_command("seckill_audit", "--sale", str(sale.pk), "--settle", "0.2")

@@ -20,7 +20,7 @@ def test_bin_test_says_which_redis_and_database_and_can_go_private():
     env = {**os.environ, "SECKILL_PRIVATE_REDIS": "1", "TEST_REDIS_URL": TEST_REDIS_URL}
     env.pop("DATABASE_URL", None)
     done = subprocess.run(
-        ["bin/test", "--collect-only", "-q", "tests/foundation/test_settings.py"],
+        ["bin/test", "--version"],
         cwd=ROOT,
         env=env,
         capture_output=True,

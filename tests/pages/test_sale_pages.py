@@ -14,8 +14,8 @@ from redis.retry import Retry
 
 from seckill import stock
 from seckill.ids import parse_order_id
+from seckill.item_locks import item_lock
 from seckill.keys import sale_keys
-from seckill.locking import item_lock
 from seckill.models import Order, Sale
 from seckill.placement import place_order
 from tests.engine.factories import make_sale
@@ -202,7 +202,7 @@ def test_unavailable_when_redis_is_down(login, monkeypatch):
     sale = make_sale(stock=5)
     dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr("seckill.stock.get_redis", lambda: dead)
-    monkeypatch.setattr("seckill.locking.get_redis", lambda: dead)
+    monkeypatch.setattr("seckill.item_locks.get_redis", lambda: dead)
     response = buy(login(), sale)
     assert response.status_code == 503 and error_code(response) == "unavailable"
     html = response.content.decode()

@@ -1,4 +1,9 @@
-"""redis_atomic's hand-off: orders accepted in Redis, written to the database by Celery in batches.
+"""redis_atomic's queue: orders accepted in Redis, written to the database by Celery in batches.
+
+The one owner of a sale's ``…:queued`` hash outside the reserve and load scripts (which add to
+it and read it atomically with the stock): reading, counting, finding and forgetting queued
+orders, scheduling and running drains, the sweep's backstop, and finding an order that may
+still be queued.
 
 An accepted order lives in the sale's ``…:queued`` hash until a *drain* writes it. The reserve
 script schedules drains: the first order accepted after a drain has started finds the sale's
@@ -16,22 +21,26 @@ twice, and the periodic sweep drains whatever a lost task left. Drains of one sa
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
+import redis
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from seckill import stock
 from seckill.errors import Busy, NotFound
+from seckill.ids import parse_order_id
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.lock import Lock, LockNotOwnedError
-from seckill.models import Order, OrderStatus, Sale
-from shop.redis_client import get_redis
+from seckill.models import Order, OrderStatus, Sale, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,9 @@ DRAIN_FENCE_TTL = 24 * 3600  # the drain lock's fencing counter is not needed on
 # instead of each asking for a drain of their own while the worker is idle (about 20 batches a
 # second per sale at most; an order waits at most this much longer for the database).
 DRAIN_LINGER = 0.05
+# The Celery task that runs :func:`drain` (seckill.tasks), sent by name: the tasks sit above this
+# module and import it, never the other way round.
+DRAIN_TASK = "seckill.persist_queued"
 
 
 def record_of(order: Order) -> dict:
@@ -74,25 +86,47 @@ def order_from_record(record: dict) -> Order:
     return order
 
 
+def queued_records(sale_id: int, client: redis.Redis | None = None) -> dict[int, dict]:
+    """redis_atomic orders accepted in Redis but not yet written to the database."""
+    client = client or get_redis()
+    raw = client.hgetall(sale_keys(sale_id).queued)
+    return {int(k): json.loads(v) for k, v in raw.items()}
+
+
+def queued_count(sale_id: int, client: redis.Redis | None = None) -> int:
+    """How many redis_atomic orders of the sale wait in Redis for the database."""
+    return (client or get_redis()).hlen(sale_keys(sale_id).queued)
+
+
+def find_queued(
+    sale_ids: list[int], order_id: int, client: redis.Redis | None = None
+) -> dict | None:
+    """The queued record of ``order_id`` in any of these sales' queued hashes (one pipeline)."""
+    if not sale_ids:
+        return None
+    pipe = (client or get_redis()).pipeline(transaction=False)
+    for sale_id in sale_ids:
+        pipe.hget(sale_keys(sale_id).queued, order_id)
+    found = next((raw for raw in pipe.execute() if raw is not None), None)
+    return None if found is None else json.loads(found)
+
+
+def forget_queued(sale_id: int, order_ids: list[int], client: redis.Redis | None = None) -> None:
+    """Drop persisted orders from the sale's queued hash."""
+    if order_ids:
+        (client or get_redis()).hdel(sale_keys(sale_id).queued, *order_ids)
+
+
 def hand_off(order: Order, drain_due: bool) -> None:
     """If this accepted order was the first since the last drain began, ask Celery for the
     next drain of its sale. If the broker is down the order is still safe in Redis: the sweep
     persists it."""
-    from seckill.tasks import persist_queued
-
     if not drain_due:
         return
     try:
-        persist_queued.delay(order.sale_id)
+        current_app.tasks[DRAIN_TASK].delay(order.sale_id)
     except Exception:  # broker trouble must not fail an accepted order
         log.exception("sale %s: could not schedule a drain; the sweep will", order.sale_id)
-
-
-def persist(record: dict) -> tuple[Order, bool]:
-    """Write one queued order and its stock deduction in one transaction; (order, created)."""
-    order, created = _write_one(order_from_record(record))
-    stock.forget_queued(order.sale_id, [order.pk])
-    return order, created
 
 
 def _write_one(order: Order) -> tuple[Order, bool]:
@@ -152,7 +186,7 @@ def persist_batch(sale_id: int, records: Iterable[dict]) -> int:
                 log.exception("order %s: could not persist; left queued", order.id)
                 continue
             done.append(order.id)
-    stock.forget_queued(sale_id, done)
+    forget_queued(sale_id, done)
     return written
 
 
@@ -168,7 +202,7 @@ def drain(sale_id: int, older_than_seconds: float | None = None, linger: float =
     if not lock.acquire(blocking=True, timeout=DRAIN_LOCK_WAIT):
         raise Busy("another drain of this sale is still running", retry_after=1)
     try:
-        records = list(stock.queued_records(sale_id, client).values())
+        records = list(queued_records(sale_id, client).values())
         if older_than_seconds is not None:
             cutoff = datetime.now().timestamp() - older_than_seconds
             records = [r for r in records if _accepted_at(int(r["id"])) <= cutoff]
@@ -186,9 +220,38 @@ def drain(sale_id: int, older_than_seconds: float | None = None, linger: float =
 
 def _accepted_at(order_id: int) -> float:
     """When an order was accepted: its snowflake id's timestamp (s)."""
-    from seckill.ids import parse_order_id
-
     return parse_order_id(order_id).timestamp_ms / 1000
+
+
+def sales_with_keys() -> list[int]:
+    """redis_atomic sales whose Redis keys may still exist: every key of a sale expires
+    ``KEY_GRACE`` after it ends, so an older sale has nothing queued."""
+    recent = Sale.objects.filter(
+        strategy=Strategy.REDIS_ATOMIC, ends_at__gt=timezone.now() - stock.KEY_GRACE
+    )
+    return list(recent.values_list("pk", flat=True))
+
+
+def persist_stale_queued(older_than_seconds: float = 30.0) -> int:
+    """The sweep's half for redis_atomic: persist accepted orders whose drain never ran.
+
+    Runs every few seconds, so its cost follows the live sales only: one indexed query and one
+    pipelined HLEN for the sales whose keys may still exist, then a drain of the non-empty ones."""
+    sale_ids = sales_with_keys()
+    if not sale_ids:
+        return 0
+    pipe = get_redis().pipeline(transaction=False)
+    for sale_id in sale_ids:
+        pipe.hlen(sale_keys(sale_id).queued)
+    persisted = 0
+    for sale_id, waiting in zip(sale_ids, pipe.execute(), strict=True):
+        if not waiting:
+            continue
+        try:
+            persisted += drain(sale_id, older_than_seconds=older_than_seconds)
+        except Exception:  # one sale's trouble must not hold up the others; it stays queued
+            log.exception("sweep: could not drain sale %s", sale_id)
+    return persisted
 
 
 def find_in_sale(sale_id: int, order_id: int) -> Order | None:
@@ -200,14 +263,13 @@ def find_in_sale(sale_id: int, order_id: int) -> Order | None:
 def find_order(order_id: int) -> Order:
     """An order by id: from the database, else still queued in Redis (``order.queued``).
 
-    A queued order is looked for in the queued hash of every sale whose Redis keys may still
-    exist, in one pipeline: sales are few, and this runs only for an order the database does
-    not have (yet), so no per-order index has to be written on the hot path.
+    A queued order is looked for in the queued hash of every redis_atomic sale whose Redis keys
+    may still exist, in one pipeline: sales are few, and this runs only for an order the
+    database does not have (yet), so no per-order index has to be written on the hot path.
     """
     order = find_persisted(order_id)
     if order is None:
-        recent = Sale.objects.filter(ends_at__gt=timezone.now() - stock.KEY_GRACE)
-        order = _queued_or_persisted(list(recent.values_list("pk", flat=True)), order_id)
+        order = _queued_or_persisted(sales_with_keys(), order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
     return order
@@ -218,7 +280,7 @@ def find_persisted(order_id: int) -> Order | None:
 
 
 def _queued_or_persisted(sale_ids: list[int], order_id: int) -> Order | None:
-    record = stock.find_queued(sale_ids, order_id)
+    record = find_queued(sale_ids, order_id)
     if record is not None:
         return order_from_record(record)
     return find_persisted(order_id)  # persisted between the two looks

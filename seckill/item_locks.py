@@ -1,12 +1,12 @@
-"""The per-item locks of a sale, built from settings."""
+"""The per-item locks of a sale (built from settings on the lock library, seckill.lock)."""
 
 from __future__ import annotations
 
 from seckill import probes
+from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
 from seckill.lock import Lock, NaiveLock
 from seckill.models import Sale, Strategy
-from shop.redis_client import get_redis
 
 
 def item_lock(sale_id: int, *, watchdog: bool = True) -> Lock:

@@ -1,4 +1,4 @@
-"""One error shape for the whole API: ``{"error": {"code": "...", "message": "..."}}``.
+"""The API's exception handler: one error shape, ``{"error": {"code": "...", "message": "..."}}``.
 
 Domain refusals (``seckill.errors``) carry their own code and status; DRF's own exceptions get
 stable codes here; Redis or database outages become 503 ``unavailable`` instead of a traceback.
@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from seckill.errors import SeckillError
+from seckill.errors import SeckillError, error_body
 from seckill.lock import LockUnavailableError
 
 DRF_CODES: list[tuple[type[Exception], str]] = [
@@ -37,10 +37,6 @@ OUTAGES = (
     LockUnavailableError,
     DatabaseError,
 )
-
-
-def error_body(code: str, message: str, **extra) -> dict:
-    return {"error": {"code": code, "message": message, **extra}}
 
 
 def _message(detail) -> str:
