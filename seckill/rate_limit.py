@@ -34,6 +34,7 @@ import hashlib
 import logging
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -212,22 +213,81 @@ def purchase_token_wait(*, buyer_id: int | None, address: str) -> float:
     return hit_scopes({"purchase_token": buyer, "purchase_token_ip": address})
 
 
-def sign_in_wait(*, address: str, username: str | None) -> float:
-    """Count one sign-in (or registration) attempt from ``address`` for ``username`` against
-    the ``auth`` rate, per address and per username: slows password guessing from one address,
-    and guessing one account's password from many. 0.0 when allowed (or unlimited), else the
-    seconds to wait. The API's token and register endpoints and the browser login share it."""
+def normalised_username(username: str) -> str:
+    """A username as sign-in resolves it, whatever its spelling: NFKC (what the user model and
+    the browser form store and compare: "ｂｏｂ" is "bob"), trimmed (the API's serializer strips
+    " bob", "bob\t" and "\u00a0bob"), caseless. Counting the raw string let each variant start
+    a fresh budget for the same account."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def _sign_in_limits(address: str, username: str | None) -> list[Limit]:
     limit = configured_rate("auth")
     if limit is None:
-        return 0.0
-    allowed, wait = hit(scoped_key("auth", address), *limit)
-    if not allowed or not username:
-        return wait
-    digest = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
-    return hit(scoped_key("auth", f"user:{digest}"), *limit)[1]
+        return []
+    limits = [(scoped_key("auth", address), *limit)]
+    name = normalised_username(username) if username else ""
+    if name:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        limits.append((scoped_key("auth", f"user:{digest}"), *limit))
+    return limits
+
+
+def sign_in_wait(*, address: str, username: str | None) -> float:
+    """Count one sign-in (or registration) attempt from ``address`` for ``username`` against
+    the ``auth`` rate, per address and per normalised username, in one round trip and all or
+    nothing (a refusal by either budget charges neither): slows password guessing from one
+    address, and guessing one account's password from many. 0.0 when allowed (or unlimited),
+    else the seconds to wait. The API's token and register endpoints, the browser login and
+    the admin login share it; an invalid API token is counted as an attempt of its address."""
+    allowed, wait = hit_all(_sign_in_limits(address, username))
+    return 0.0 if allowed else wait
+
+
+class _RecentRefusals:
+    """Addresses this process saw refused a sign-in, until when: lets the token check refuse a
+    guessing address before it costs a database query, without a Redis round trip for anyone
+    else (each process learns from its own first refusal)."""
+
+    def __init__(self) -> None:
+        self._until: OrderedDict[str, float] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def note(self, address: str, wait: float) -> None:
+        with self._guard:
+            self._until[address] = time.monotonic() + wait
+            self._until.move_to_end(address)
+            while len(self._until) > LOCAL_MAX_KEYS:
+                self._until.popitem(last=False)
+
+    def remaining(self, address: str) -> float:
+        with self._guard:
+            return max(0.0, self._until.get(address, 0.0) - time.monotonic())
+
+    def clear(self) -> None:
+        with self._guard:
+            self._until.clear()
+
+
+_refused = _RecentRefusals()
+
+
+def bad_token_wait(*, address: str) -> float:
+    """Count an invalid API token as a sign-in attempt of ``address``; the seconds to wait
+    when its budget is spent (0.0: not yet)."""
+    wait = sign_in_wait(address=address, username=None)
+    if wait:
+        _refused.note(address, wait)
+    return wait
+
+
+def bad_token_block(*, address: str) -> float:
+    """Seconds this process still refuses ``address``'s unknown tokens (see bad_token_wait)."""
+    return _refused.remaining(address)
 
 
 def reset_local_fallback() -> None:
     """Forget the in-process fallback's state and retry Redis at once (tests)."""
     _backoff.reset()
     _local.clear()
+    _refused.clear()

@@ -43,6 +43,7 @@ urlpatterns = [
     path("staff/sales/<int:sale_id>/reset/", views_staff.reset_sale, name="staff-reset"),
     path("lab/", views_lab.lab, name="lab"),
     path("healthz", views.healthz, name="healthz"),
+    path("admin/login/", views_accounts.admin_login, name="admin-login"),  # throttled
     path("admin/", admin.site.urls),
     path("api/v1/", include("seckill.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -201,13 +201,17 @@ class CredentialsSerializer(serializers.Serializer):
         min_length=1, max_length=128, write_only=True, trim_whitespace=False
     )
 
+    def validate_username(self, value: str) -> str:
+        """NFKC, as the user model stores names and the browser's sign-in reads them."""
+        return get_user_model().normalize_username(value)
+
 
 class RegisterSerializer(CredentialsSerializer):
     def validate_username(self, value: str) -> str:
         """Checked as it will be stored: NFKC-normalised ("ｓｔａｆｆ" is "staff"), as the
         browser's sign-up and sign-in see it too."""
         user_model = get_user_model()
-        value = user_model.normalize_username(value)
+        value = super().validate_username(value)
         field = user_model._meta.get_field("username")
         for validator in field.validators:
             validator(value)

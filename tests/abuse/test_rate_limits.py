@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from seckill import rate_limit
@@ -347,3 +347,72 @@ def test_redis_down_keeps_both_order_limits_in_process(make_client, rates, app_r
     assert_throttled(order(second, sale))  # the address's limit
     assert order(second, sale, addr="10.0.0.2").status_code == 503
     assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("spelling", ["bob ", " bob", "bob\t", "\u00a0bob", "ｂｏｂ", "BOB"])
+def test_a_throttled_username_cannot_be_respelled(django_user_model, rates, spelling):
+    """issue 15: the budget keyed the raw username while sign-in trims it (API) or
+    NFKC-normalises it (browser); each respelling of a throttled name had a fresh budget."""
+    rates(auth="2/min")
+    django_user_model.objects.create_user("bob", password=PASSWORD)
+    client = APIClient()
+    for i in range(2):
+        wrong = {"username": "bob", "password": f"wrong{i}"}
+        assert (
+            client.post("/api/v1/auth/token/", wrong, REMOTE_ADDR=f"10.5.0.{i}").status_code == 401
+        )
+    right = {"username": spelling, "password": PASSWORD}
+    assert_throttled(client.post("/api/v1/auth/token/", right, REMOTE_ADDR="10.5.1.1"))
+    browser = Client()
+    page = browser.post("/accounts/login/", right, REMOTE_ADDR="10.5.1.2")
+    assert page.status_code == 429 and "_auth_user_id" not in browser.session
+
+
+def test_admin_login_is_throttled_like_sign_in(django_user_model, rates):
+    """issue 15: 60 wrong passwords for ``staff`` on /admin/login/, then the right one logged in."""
+    rates(auth="3/min")
+    django_user_model.objects.create_user("staff", password=PASSWORD, is_staff=True)
+    browser = Client()
+    for i in range(3):
+        wrong = {"username": "staff", "password": f"wrong{i}", "next": "/admin/"}
+        assert browser.post("/admin/login/", wrong, REMOTE_ADDR="10.6.0.1").status_code == 200
+    right = {"username": "staff", "password": PASSWORD, "next": "/admin/"}
+    refused = browser.post("/admin/login/", right, REMOTE_ADDR="10.6.0.2")  # the name's budget
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert "Too many attempts" in refused.content.decode()
+    assert "_auth_user_id" not in browser.session
+    # ... and the API's token endpoint spends the same budget
+    api = APIClient().post("/api/v1/auth/token/", right, REMOTE_ADDR="10.6.0.3")
+    assert_throttled(api)
+
+
+def test_sign_in_is_one_round_trip_and_a_refusal_charges_neither_key(
+    django_user_model, rates, throttle_round_trips, redis_client
+):
+    """issue 13: two round trips, and the address charged even when the username's budget
+    refused: now one all-or-nothing call."""
+    rates(auth="1/min")
+    client = APIClient()
+    body = {"username": "someone", "password": "wrong"}
+    assert client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.7.0.1").status_code == 401
+    assert len(throttle_round_trips) == 1
+    throttle_round_trips.clear()
+    # The username's budget refuses from a fresh address: that address must stay uncharged.
+    assert_throttled(client.post("/api/v1/auth/token/", body, REMOTE_ADDR="10.7.0.2"))
+    assert len(throttle_round_trips) == 1
+    other = {"username": "another", "password": "wrong"}
+    assert client.post("/api/v1/auth/token/", other, REMOTE_ADDR="10.7.0.2").status_code == 401
+
+
+def test_invalid_tokens_count_against_the_address(rates, django_assert_max_num_queries):
+    """issue 15: invalid API tokens were never limited (each a database query); now they
+    spend the address's sign-in budget, and a spent address is refused before the query (by
+    the process that saw it refused)."""
+    rates(auth="3/min")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    codes = [client.get("/api/v1/orders/", REMOTE_ADDR="10.8.0.1").status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    with django_assert_max_num_queries(0):
+        assert_throttled(client.get("/api/v1/orders/", REMOTE_ADDR="10.8.0.1"))
+    assert client.get("/api/v1/orders/", REMOTE_ADDR="10.8.0.2").status_code == 401
