@@ -7,8 +7,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from seckill.holdings import units_allowed, units_held
 from seckill.models import Sale, SaleStatus
+from seckill.selectors.holdings import units_allowed, units_held
 from seckill.selectors.sales import listed_sales as all_sales
 from seckill.selectors.sales import sale_figures
 from shop.pages.error_copy import status_copy
