@@ -93,6 +93,17 @@ PLANS: dict[str, list[tuple[str, dict[str, Any]]]] = {
             "redis_restart_under_load",
             {"strategy": "redis_atomic", "buyers": 80, "stock": 50, "persistence": True},
         ),
+        *[  # the README's persistence figure: a 64-thread crowd, none / everysec / always
+            (
+                "redis_restart_under_load",
+                {"strategy": "redis_atomic", "buyers": 160, "stock": 120, "threads": 64, **aof},
+            )
+            for aof in (
+                {},
+                {"persistence": True, "fsync": "everysec"},
+                {"persistence": True, "fsync": "always"},
+            )
+        ],
         *[
             ("redis_unreachable", {"strategy": s, "buyers": 60, "stock": 40})
             for s in ("lock", "redis_atomic")
