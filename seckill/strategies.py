@@ -151,13 +151,15 @@ def read_modify_write(
     idempotency_key: str,
     *,
     fence: int | None = None,
+    check_fence: bool = True,
     lock_wait_ms: float | None = None,
 ) -> Order:
     """The critical section: read (outside any transaction), decide, pause, write.
 
     Deliberately the pattern of the blog posts: the stock is read, then written back as an
     absolute value. Two callers that overlap both read the same figure and both sell from it.
-    With ``fence``, the write only lands if no newer lock holder has written (lock_fenced).
+    The order records ``fence`` (the lock held); with ``check_fence`` the write only lands if no
+    newer lock holder has written (lock_fenced), without it the fence is only recorded (lock).
     """
     stock_left, held = stock_and_holding(sale.pk, buyer_id)
     probes.point("read", stock_left=stock_left)
@@ -169,7 +171,7 @@ def read_modify_write(
     )
     with transaction.atomic():
         rows = Sale.objects.filter(pk=sale.pk)
-        if fence is None:
+        if fence is None or not check_fence:
             rows.update(stock_left=new_left)
         elif not rows.filter(last_fence__lt=fence).update(stock_left=new_left, last_fence=fence):
             raise StaleFence()
@@ -197,14 +199,20 @@ def _place_holding(
     if not lock.acquire(blocking=True, timeout=settings.SECKILL_LOCK_WAIT):
         raise Busy(retry_after=1)
     waited_ms = (time.perf_counter() - started) * 1000
-    fence = lock.fence if fenced else None
     probes.point("entered", fence=lock.fence, lock_wait_ms=waited_ms)
     try:
         earlier = find_replay(sale, buyer.pk, key)
         if earlier is not None:
-            return Placement(earlier, created=False, lock_wait_ms=waited_ms, fence=fence)
+            # One story everywhere: a replay reports the fence its order was placed under.
+            return Placement(earlier, created=False, lock_wait_ms=waited_ms, fence=earlier.fence)
         order = read_modify_write(
-            sale, buyer.pk, quantity, key, fence=fence, lock_wait_ms=waited_ms
+            sale,
+            buyer.pk,
+            quantity,
+            key,
+            fence=lock.fence,
+            check_fence=fenced,
+            lock_wait_ms=waited_ms,
         )
     finally:
         probes.point("released")  # before: the release hands the lock to the next waiter
@@ -214,7 +222,7 @@ def _place_holding(
             # The lease ran out inside the critical section: another holder may have overlapped.
             # lock_fenced refused our write if so; plain lock could not tell.
             log.warning("sale %s: item lock lease lost before release", sale.pk)
-    return Placement(order, created=True, lock_wait_ms=waited_ms, fence=lock.fence)
+    return Placement(order, created=True, lock_wait_ms=waited_ms, fence=order.fence)
 
 
 def place_naive_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:

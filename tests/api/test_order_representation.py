@@ -47,3 +47,18 @@ def test_lists_render_the_same_way():
     listed = orders()
     rendered = OrderSerializer(listed, many=True).data
     assert [dict(row) for row in rendered] == [generic(order) for order in listed]
+
+
+def test_plain_lock_fence_is_one_story_for_api_and_replay(make_client):
+    """The 201, its replay and GET /orders/<id> report the same fence: the one on the order
+    (a replay used to report none under lock while the panel showed the lock's)."""
+    sale = make_sale(stock=3, strategy="lock")
+    client = make_client("fence-story")
+    url = f"/api/v1/sales/{sale.pk}/orders/"
+    first = client.post(url, {"quantity": 1}, format="json", HTTP_IDEMPOTENCY_KEY="same-key-1")
+    again = client.post(url, {"quantity": 1}, format="json", HTTP_IDEMPOTENCY_KEY="same-key-1")
+    assert (first.status_code, again.status_code) == (201, 200)
+    order_id = first.json()["order_id"]
+    shown = client.get(f"/api/v1/orders/{order_id}/").json()
+    fences = {first.json()["fence"], again.json()["fence"], shown["fence"]}
+    assert fences == {Order.objects.get().fence} and None not in fences

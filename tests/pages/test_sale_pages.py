@@ -119,13 +119,14 @@ def test_buy_redirects_to_the_order_and_the_panel_explains_it(login):
 
 
 def test_plain_lock_panel_shows_the_fence_of_the_lock_held(login):
-    """Strategy lock stores no fence on the order; the panel shows the one the placement held."""
+    """Strategy lock records the fence of the lock held (unchecked); the panel shows that one."""
     sale = make_sale(stock=3, strategy="lock")
     client = login()
     buy(client, sale)
-    assert Order.objects.get().fence is None
+    order = Order.objects.get()
+    assert order.fence is not None
     page = client.get(f"/sales/{sale.pk}/").content.decode()
-    assert re.search(r'data-fact="fence">\d+, the fencing token', page)
+    assert f'data-fact="fence">{order.fence}, the fencing token' in page
 
 
 def test_double_submit_and_refresh_resubmit_replay_the_first_order(login):
