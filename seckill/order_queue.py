@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 DRAIN_BATCH = 500  # orders per transaction
 DRAIN_LOCK_TTL = 10.0  # renewed by the watchdog while a drain runs; a dead drain frees it
 DRAIN_LOCK_WAIT = 20.0  # a drain waiting longer than this is retried by Celery
-DRAIN_FENCE_TTL = 24 * 3600  # the drain lock's fencing counter is not needed once idle
 # A drain task waits this long before it starts, so the orders accepted meanwhile join its batch
 # instead of each asking for a drain of their own while the worker is idle (about 20 batches a
 # second per sale at most; an order waits at most this much longer for the database).
@@ -215,7 +214,6 @@ def drain(sale_id: int, older_than_seconds: float | None = None, linger: float =
             lock.release()
         except LockNotOwnedError:  # the lease ran out: harmless, writes are idempotent by id
             log.warning("sale %s: drain lock lease lost before release", sale_id)
-        client.expire(lock.keys.fence, DRAIN_FENCE_TTL)
 
 
 def _accepted_at(order_id: int) -> float:
