@@ -104,8 +104,9 @@ def delete_lab_sale(sale_id: int | None) -> None:
         Sale.objects.filter(pk=sale_id).delete()
     keys = sale_keys(sale_id)
     client = get_redis()
+    # The fence stays (fences never go backwards, even for a deleted sale) and expires by
+    # itself: the lock and the mirror load give it a day's life whenever they write it.
     client.delete(*[k for k in keys.all() if k != keys.fence])
-    client.expire(keys.fence, 24 * 3600)  # fences never go backwards, even for a deleted sale
     sale_cache.forget_all()
 
 
