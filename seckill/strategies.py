@@ -23,8 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from seckill import order_queue as queue
-from seckill import probes, stock
+from seckill import order_queue, probes, stock
 from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
 from seckill.item_locks import item_lock, naive_item_lock
@@ -267,9 +266,11 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
     """One Lua script decides and deducts; Celery writes the order to the database later, in
     batches (seckill.order_queue)."""
     order = new_order(sale, buyer.pk, quantity, key)
-    reservation = stock.reserve(sale, buyer.pk, quantity, key, order.id, queue.record_of(order))
+    reservation = stock.reserve(
+        sale, buyer.pk, quantity, key, order.id, order_queue.record_of(order)
+    )
     if reservation.status == stock.REPLAYED:
-        earlier = queue.find_in_sale(sale.pk, reservation.order_id)
+        earlier = order_queue.find_in_sale(sale.pk, reservation.order_id)
         if earlier is None:
             raise Unavailable("the first order for this Idempotency-Key was lost; retry later")
         return Placement(earlier, created=False, queued=getattr(earlier, "queued", False))
@@ -277,7 +278,7 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
         raise SoldOut.with_stock(reservation.stock_left)
     if reservation.status == stock.LIMIT:
         raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
-    queue.hand_off(order, reservation.drain_due)
+    order_queue.hand_off(order, reservation.drain_due)
     order.queued = True  # answered 202: the database write is Celery's
     return Placement(order, created=True, queued=True)
 

@@ -14,7 +14,8 @@ class ErrorDocumentingSchema(AutoSchema):
     its view names (a live schemathesis run found 400s, 403s and "Invalid page" 404s nowhere in
     the schema): 400 where a body or a page number is read, 401/403 where a permission applies,
     404 where a path id or a page is looked up, 429 where a throttle applies, and 503 everywhere
-    (Redis or the database away: seckill.api.errors). The body is always the one error shape."""
+    (Redis or the database away: seckill.api.exception_handler). The body is always the one
+    error shape."""
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
