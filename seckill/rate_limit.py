@@ -201,16 +201,25 @@ def placement_wait(*, buyer_id: int | None, address: str) -> float:
     """Order placement's limits, in one round trip: per buyer ("order": a bot hammering the buy
     button gains nothing but 429s) and per client address ("order_ip": many accounts behind
     one bot still share it). 0.0 when allowed, else the seconds to wait."""
-    buyer = address if buyer_id is None else f"u{buyer_id}"
-    return hit_scopes({"order": buyer, "order_ip": address})
+    return _buyer_and_address("order", "order_ip", buyer_id=buyer_id, address=address)
 
 
 def purchase_token_wait(*, buyer_id: int | None, address: str) -> float:
     """Purchase-pass requests' own limits, per buyer and per address, in one round trip: the
     pass is the first step of a purchase whose order request is counted against the order
     limits, so counting it there as well would make a token-gated purchase cost two."""
+    return _buyer_and_address(
+        "purchase_token", "purchase_token_ip", buyer_id=buyer_id, address=address
+    )
+
+
+def _buyer_and_address(
+    buyer_scope: str, address_scope: str, *, buyer_id: int | None, address: str
+) -> float:
+    """One request against a per-buyer and a per-address limit (an anonymous buyer counts by
+    address), in one round trip; 0.0 when allowed, else the seconds to wait."""
     buyer = address if buyer_id is None else f"u{buyer_id}"
-    return hit_scopes({"purchase_token": buyer, "purchase_token_ip": address})
+    return hit_scopes({buyer_scope: buyer, address_scope: address})
 
 
 def normalised_username(username: str) -> str:

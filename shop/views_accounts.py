@@ -19,11 +19,15 @@ from seckill import rate_limit
 from shop.forms import SignupForm
 
 
-def too_many_attempts(request: HttpRequest, form, template: str, wait: float) -> HttpResponse:
-    """429 with Retry-After, the form redrawn with the reason."""
+def too_many_attempts(
+    request: HttpRequest, form, template: str, wait: float, context: dict | None = None
+) -> HttpResponse:
+    """429 with Retry-After, the form redrawn with the reason (``context``: the template's
+    own, in place of this site's ``next``)."""
     seconds = max(1, math.ceil(wait))
     form.add_error(None, f"Too many attempts from here. Try again in {seconds} s.")
-    response = render(request, template, {"form": form, "next": safe_next(request)}, status=429)
+    context = {"next": safe_next(request)} if context is None else context
+    response = render(request, template, {**context, "form": form}, status=429)
     response["Retry-After"] = str(seconds)
     return response
 
@@ -53,14 +57,10 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     wait = sign_in_wait(request) if request.method == "POST" else 0.0
     if not wait:
         return admin.site.login(request)
-    seconds = max(1, math.ceil(wait))
     form = AdminAuthenticationForm(request, initial={"username": request.POST.get("username")})
     form.cleaned_data = {}  # unbound: add_error expects a cleaned form
-    form.add_error(None, f"Too many attempts from here. Try again in {seconds} s.")
-    context = {**admin.site.each_context(request), "form": form, "app_path": request.path}
-    response = render(request, "admin/login.html", context, status=429)
-    response["Retry-After"] = str(seconds)
-    return response
+    context = {**admin.site.each_context(request), "app_path": request.path}
+    return too_many_attempts(request, form, "admin/login.html", wait, context)
 
 
 def safe_next(request: HttpRequest) -> str:

@@ -3,6 +3,8 @@ request is a 429 ``throttled`` with Retry-After (the API's exception handler).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -26,22 +28,27 @@ class _WaitThrottle(BaseThrottle):
         return self._wait or None
 
 
-class OrderPlacementThrottles(_WaitThrottle):
+class _BuyerAndAddressThrottle(_WaitThrottle):
+    """A per-buyer and per-address pair of limits, decided by ``limits`` in one round trip."""
+
+    limits: Callable[..., float]  # rate_limit.placement_wait or rate_limit.purchase_token_wait
+
+    def seconds_to_wait(self, request: Request) -> float:
+        user = request.user
+        buyer_id = user.pk if user and user.is_authenticated else None
+        return self.limits(buyer_id=buyer_id, address=self.get_ident(request))
+
+
+class OrderPlacementThrottles(_BuyerAndAddressThrottle):
     """Order placement's per-buyer and per-address limits, in one round trip."""
 
-    def seconds_to_wait(self, request: Request) -> float:
-        user = request.user
-        buyer_id = user.pk if user and user.is_authenticated else None
-        return rate_limit.placement_wait(buyer_id=buyer_id, address=self.get_ident(request))
+    limits = staticmethod(rate_limit.placement_wait)
 
 
-class PurchaseTokenThrottles(_WaitThrottle):
+class PurchaseTokenThrottles(_BuyerAndAddressThrottle):
     """Purchase-pass requests' own per-buyer and per-address limits, in one round trip."""
 
-    def seconds_to_wait(self, request: Request) -> float:
-        user = request.user
-        buyer_id = user.pk if user and user.is_authenticated else None
-        return rate_limit.purchase_token_wait(buyer_id=buyer_id, address=self.get_ident(request))
+    limits = staticmethod(rate_limit.purchase_token_wait)
 
 
 class AuthThrottle(_WaitThrottle):
