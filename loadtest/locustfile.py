@@ -21,6 +21,8 @@ Scenarios are user classes (pass their names on Locust's command line):
 - :class:`HotBuyer`: buys again and again with fresh keys (per-user limit and stock set high):
   accepted orders per second on one hot item.
 - :class:`PingUser`: the trivial JSON view, the ceiling the order path is compared with.
+- :class:`FloorUser`: the one-Redis-round-trip DRF view (``/loadtest/floor``), the floor under
+  any order path that must consult Redis once.
 """
 
 from __future__ import annotations
@@ -240,3 +242,12 @@ class PingUser(FastHttpUser):
     @task
     def ping(self) -> None:
         self.client.get("/loadtest/ping", name="GET /loadtest/ping")
+
+
+class FloorUser(FastHttpUser):
+    weight = 1
+    wait_time = constant(0)
+
+    @task
+    def floor(self) -> None:
+        self.client.post("/loadtest/floor", json={"quantity": 1}, name="POST /loadtest/floor")

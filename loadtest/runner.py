@@ -11,13 +11,16 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,18 +195,19 @@ def run_locust(
         "LOADTEST_PROCESSES": str(shape.processes),
         "LOADTEST_GREEDY_CONNECTIONS": str(shape.greedy_connections),
     }
-    proc = start_group(cmd, env, results / "locust.log")
-    started = time.monotonic()
-    rc = None
-    try:
-        while rc is None and time.monotonic() - started < run_time + 90:
-            try:
-                rc = proc.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                if progress:
-                    progress(time.monotonic() - started)
-    finally:
-        stop_group(proc)
+    with generator_cpu() as cpu:
+        proc = start_group(cmd, env, results / "locust.log")
+        started = time.monotonic()
+        rc = None
+        try:
+            while rc is None and time.monotonic() - started < run_time + 90:
+                try:
+                    rc = proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    if progress:
+                        progress(time.monotonic() - started)
+        finally:
+            stop_group(proc)
     stats_csv = results / "locust_stats.csv"
     if not stats_csv.exists():
         log = (results / "locust.log").read_text()[-3000:]
@@ -216,6 +220,9 @@ def run_locust(
         "endpoints": endpoints,
         "answers": answers,
         **accepted_rate(endpoints.get(ORDER), answers),
+        "elapsed_s": run_time,
+        "generator_cpu_s": cpu["cpu_s"],
+        "generator_threads": shape.processes,
     }
 
 
@@ -243,36 +250,74 @@ def _plain_env() -> dict[str, str]:
 
 WRK_SCRIPT = """
 local tokens = {%(tokens)s}
+local path, body, record, nonce = "%(path)s", '%(body)s', "%(record)s", "%(nonce)s"
 local threads, n = {}, 0
 function setup(thread)
   n = n + 1
   thread:set("offset", n * 7919)
+  thread:set("index", n)
   table.insert(threads, thread)
 end
 function init(args)
-  accepted, sent = 0, 0
+  accepted, sent, conflict, busy, unavailable, other = 0, 0, 0, 0, 0, 0
+  if record ~= "" then
+    log = io.open(string.format("%%s/accepted-wrk-%%s-%%d.jsonl", record, nonce, index), "a")
+  end
 end
 function request()
   sent = sent + 1
-  if #tokens == 0 then return wrk.format("GET", "%(path)s") end
-  local token = tokens[(sent + offset) %% #tokens + 1]
-  return wrk.format("POST", "%(path)s", {["Authorization"] = "Token " .. token,
-    ["Content-Type"] = "application/json"}, '{"quantity": 1}')
+  if body == "" then return wrk.format("GET", path) end
+  local headers = {["Content-Type"] = "application/json"}
+  if #tokens > 0 then
+    headers["Authorization"] = "Token " .. tokens[(sent + offset) %% #tokens + 1]
+    headers["Idempotency-Key"] = string.format("wrk-%%s-%%d-%%d", nonce, index, sent)
+  end
+  return wrk.format("POST", path, headers, body)
 end
 function response(status, headers, body)
-  if status == 200 or status == 201 or status == 202 then accepted = accepted + 1 end
+  if status == 200 or status == 201 or status == 202 then
+    accepted = accepted + 1
+    local order_id = log and string.match(body, '"order_id"%%s*:%%s*"?(%%d+)')
+    if order_id then
+      -- an answer cannot be tied to its request here: the key names the order, so the audit
+      -- checks that every accepted id is in the database (lost orders) and nothing else
+      log:write(string.format('{"order_id": "%%s", "status": %%d, "token": "wrk", ' ..
+        '"key": "wrk-order-%%s"}\\n', order_id, status, order_id))
+    end
+  elseif status == 409 then conflict = conflict + 1
+  elseif status == 429 then busy = busy + 1
+  elseif status == 503 then unavailable = unavailable + 1
+  else other = other + 1 end
 end
 function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("accepted") end
+  local t = {accepted = 0, conflict = 0, busy = 0, unavailable = 0, other = 0}
+  for _, thread in ipairs(threads) do
+    for name, _ in pairs(t) do t[name] = t[name] + thread:get(name) end
+  end
   local e = summary.errors
   io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "accepted": %%d, ' ..
+    '"409": %%d, "429": %%d, "503": %%d, "other": %%d, ' ..
     '"p50": %%.3f, "p95": %%.3f, "p99": %%.3f, "socket_errors": %%d}\\n',
-    summary.requests, summary.duration, total, latency:percentile(50) / 1000,
-    latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.requests, summary.duration, t.accepted, t.conflict, t.busy, t.unavailable, t.other,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
     e.connect + e.read + e.write + e.timeout))
 end
 """
+ORDER_BODY = '{"quantity": 1}'
+
+
+@contextmanager
+def generator_cpu() -> Iterator[dict[str, float]]:
+    """CPU seconds (user + system) of the child processes that end inside the block — the
+    load generator's own, so a report can say when the generator, not the server, is the
+    limit. ``used["cpu_s"]`` is set when the block ends."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used: dict[str, float] = {}
+    try:
+        yield used
+    finally:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used["cpu_s"] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def run_wrk(
@@ -282,17 +327,31 @@ def run_wrk(
     connections: int,
     tokens: list[str] | None = None,
     threads: int = 2,
+    *,
+    body: str | None = None,
+    record: Path | None = None,
 ) -> dict[str, Any] | None:
     """A second, lighter generator (wrk) for ceilings; None when wrk is not installed.
 
-    With ``tokens`` it POSTs one-unit orders, rotating buyers; otherwise it GETs ``path``.
+    With ``tokens`` it POSTs one-unit orders, rotating buyers, each with an Idempotency-Key of
+    its own; with ``body`` alone it POSTs that JSON; otherwise it GETs ``path``. With
+    ``record`` (a directory) every accepted order id is written there for the audit.
     """
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
     lua_tokens = ", ".join(f'"{t}"' for t in tokens or [])
+    fields = {
+        "tokens": lua_tokens,
+        "path": path,
+        "body": body or (ORDER_BODY if tokens else ""),
+        "record": str(record or ""),
+        "nonce": uuid.uuid4().hex[:12],
+    }
+    if record:
+        record.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"tokens": lua_tokens, "path": path})
+        script.write(WRK_SCRIPT % fields)
     cmd = [
         wrk,
         "-t",
@@ -308,13 +367,14 @@ def run_wrk(
         url + path,
     ]
     try:
-        done = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=seconds(duration) + 60,
-            start_new_session=True,
-        )
+        with generator_cpu() as cpu:
+            done = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=seconds(duration) + 60,
+                start_new_session=True,
+            )
     finally:
         Path(script.name).unlink(missing_ok=True)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
@@ -322,13 +382,18 @@ def run_wrk(
         raise RuntimeError(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
     raw = json.loads(line.removeprefix("WRKJSON "))
     elapsed = raw["duration_us"] / 1e6
+    answers = {"2xx": raw["accepted"], **{k: raw[k] for k in ("409", "429", "503", "other")}}
     return {
         "generator": "wrk",
         "rps": raw["requests"] / elapsed,
         "accepted": raw["accepted"],
         "accepted_rps": raw["accepted"] / elapsed,
+        "answers": {k: v for k, v in answers.items() if v},
         "p50": raw["p50"],
         "p95": raw["p95"],
         "p99": raw["p99"],
         "socket_errors": raw["socket_errors"],
+        "elapsed_s": elapsed,
+        "generator_cpu_s": cpu["cpu_s"],
+        "generator_threads": threads,
     }

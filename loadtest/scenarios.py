@@ -11,4 +11,5 @@ SCENARIOS: dict[str, list[str]] = {
     "mixed": ["FlashBuyer", "RetryStormBuyer", "GreedyBuyer", "BrowseBuyer"],
     "hot": ["HotBuyer"],
     "ping": ["PingUser"],
+    "floor": ["FloorUser"],
 }
