@@ -1,9 +1,10 @@
-"""``python -m loadtest run|compare``: a real flash crowd against a real server, then the audit.
+"""``python -m loadtest run|compare|ceiling``: real crowds against a real server, then the audit.
 
     python -m loadtest run --strategy lock --users 2000 --stock 500 --duration 30s
     python -m loadtest compare                      # every strategy, same scenario, one report
+    python -m loadtest ceiling                      # the order path vs ping and floor, one run
 
-Both start their own gunicorn + Celery worker on a free loopback port, against PostgreSQL
+Each starts its own gunicorn + Celery worker on a free loopback port, against PostgreSQL
 (database ``seckill_load``, created if missing) when 127.0.0.1:5432 answers, else SQLite, and a
 private Redis unless ``--redis-url`` is given. Results go under ``reports/``.
 """
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from loadtest import ceiling as yardsticks
 from loadtest import report
 from loadtest.preflight import PreflightError, preflight
 from loadtest.progress import Progress
@@ -293,6 +295,101 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def cmd_ceiling(args: argparse.Namespace) -> int:
+    """Ping, floor, sold-out answers and each safe strategy on one hot item, interleaved in
+    rounds against one gunicorn; then the flash crowd per strategy. One report, the audits."""
+    out = new_out_dir(args, "ceiling")
+    generator = yardsticks.generator_name(args.generator)
+    result: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with backing_services(args, out) as (database_url, redis_url):
+        result["settings"] = {
+            **settings_of(args, database_url, redis_url),
+            "generator": generator,
+            "rounds": args.rounds,
+            "slice": args.slice,
+            "connections": args.connections,
+            "wrk_threads": args.wrk_threads,
+            "soldout_strategy": args.soldout_strategy,
+        }
+        env = server_env(database_url=database_url, redis_url=redis_url, var_dir=out / "var")
+        print(f"preparing: {args.users} buyers, hot items, a sold-out sale", flush=True)
+        hot = prepare(
+            env,
+            out / "hot",
+            users=args.users,
+            strategies=list(yardsticks.HOT_STRATEGIES),
+            stock=HOT_STOCK,
+            per_user_limit=HOT_LIMIT,
+        )
+        sold = prepare(
+            env,
+            out / "soldout",
+            users=1,
+            strategies=[args.soldout_strategy],
+            stock=1,
+            migrate=False,
+        )
+        crowd = None
+        if args.flash_strategies:
+            crowd = prepare(
+                env,
+                out / "flash",
+                users=args.users,
+                strategies=args.flash_strategies,
+                stock=args.stock,
+                migrate=False,
+            )
+        soldout_sale = sold["sales"][args.soldout_strategy]
+        loads = yardsticks.workloads(hot["sales"], soldout_sale)
+        rounds_dir = out / "rounds"
+        with Stack(env, out / "logs", **stack_options(args)) as stack:
+            yardsticks.sell_out(stack.url, soldout_sale, sold["tokens"][0], rounds_dir / "soldout")
+            slicer = yardsticks.Slicer(
+                url=stack.url,
+                generator=generator,
+                tokens=hot["tokens"],
+                slice_duration=args.slice,
+                connections=args.connections,
+                wrk_threads=args.wrk_threads,
+                processes=args.processes,
+            )
+            print(f"{args.rounds} rounds, {args.slice} a slice, {generator}", flush=True)
+            samples = yardsticks.rounds(slicer, loads, args.rounds, rounds_dir)
+            result["samples"] = samples
+            result["summary"] = yardsticks.summarize(samples, loads)
+            result["audits"] = []
+            for load in loads:
+                if not load.orders:
+                    continue
+                print(f"  auditing {load.name} (sale {load.sale_id})", flush=True)
+                verdict = audit(
+                    env, load.sale_id, yardsticks.gather_accepted(rounds_dir / load.name)
+                )
+                strategy = args.soldout_strategy if load.name == yardsticks.SOLD_OUT else load.name
+                scenario = "sold out" if load.name == yardsticks.SOLD_OUT else "hot (rounds)"
+                result["audits"].append(
+                    {"strategy": strategy, "scenario": scenario, "audit": verdict}
+                )
+            result["flash"] = []
+            if crowd:
+                print(f"flash crowd: {args.users} buyers within ~2 s, stock {args.stock}")
+                shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
+                for strategy in args.flash_strategies:
+                    flash = phase(
+                        stack, env, crowd, strategy, "flash", shape, out / f"flash-{strategy}"
+                    )
+                    result["flash"].append(flash)
+    result["bounded_by"] = yardsticks.bounded_by(result["summary"])
+    (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    path = report.write_ceiling_report(result, out)
+    print()
+    print(path.read_text())
+    print(f"report: {path} and {out / 'report.html'}")
+    passed, line = verdict_line(result["audits"] + result["flash"])
+    print(line)
+    return 0 if passed else 1
+
+
 class HelpWithDefaults(argparse.HelpFormatter):
     """Every option's help ends with its default (unless the help already says it)."""
 
@@ -324,7 +421,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m loadtest", description=__doc__, formatter_class=RawDescriptionWithDefaults
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,compare}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,compare,ceiling}")
     common = argparse.ArgumentParser(add_help=False)
     add = common.add_argument
     add("--users", type=int, default=2000, help="buyers in the crowd (Locust users)")
@@ -404,6 +501,42 @@ def parser() -> argparse.ArgumentParser:
         help="teaching run only: skip the flash-crowd latency and ceiling parts",
     )
     cmp_.set_defaults(func=cmd_compare)
+
+    ceil = sub.add_parser(
+        "ceiling",
+        parents=[common],
+        help="the order path against its yardsticks, one report",
+        description="Ping, floor (one EVALSHA behind DRF), sold-out answers and each safe "
+        "strategy on one hot item, interleaved in rounds of short slices against one gunicorn "
+        "(medians over the rounds), then the flash crowd per strategy (--users buyers arriving "
+        "within ~2 s, --stock units, --duration each). A Markdown + HTML report with the chart, "
+        "the generator's own CPU, the audits and one PASS/FAIL line.",
+        formatter_class=HelpWithDefaults,
+    )
+    ceil.add_argument("--rounds", type=int, default=3, help="rounds over every workload")
+    ceil.add_argument("--slice", type=duration, default="5s", help="each workload's slice")
+    ceil.add_argument("--connections", type=int, default=64, help="connections (Locust users)")
+    ceil.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "locust"],
+        default="auto",
+        help="load generator for the rounds: auto is wrk when installed, else Locust",
+    )
+    ceil.add_argument("--wrk-threads", type=int, default=2, help="wrk's threads")
+    ceil.add_argument(
+        "--soldout-strategy",
+        choices=sorted(report.SAFE),
+        default="lock",
+        help="the strategy of the sold-out sale",
+    )
+    ceil.add_argument(
+        "--flash-strategies",
+        nargs="*",
+        choices=sorted(report.SAFE),
+        default=["redis_atomic", "lock"],
+        help="strategies of the flash crowd (none: skip it)",
+    )
+    ceil.set_defaults(func=cmd_ceiling, delay=0.0, naive_ttl=None)
     return p
 
 

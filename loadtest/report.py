@@ -402,10 +402,19 @@ def sections(result: dict[str, Any]) -> list[tuple[str, str, Table | None]]:
 def write_report(result: dict[str, Any], out: Path) -> Path:
     """report.md + report.html + PNGs in ``out``; returns the Markdown path."""
     out.mkdir(parents=True, exist_ok=True)
-    images = charts(result, out)
+    return write_document(result, out, sections(result), charts(result, out))
+
+
+def write_document(
+    result: dict[str, Any],
+    out: Path,
+    parts: list[tuple[str, str, Table | None]],
+    images: dict[str, Path],
+) -> Path:
+    """report.md + report.html from (heading, prose, table) parts and charts already drawn."""
     md = [f"# seckill load test — {result['started']}", ""]
     body = [f"<h1>seckill load test — {html.escape(result['started'])}</h1>"]
-    for heading, prose, table in sections(result):
+    for heading, prose, table in parts:
         md += [f"## {heading}", "", prose, ""] if prose else [f"## {heading}", ""]
         body.append(f"<h2>{html.escape(heading)}</h2>")
         if prose:
@@ -426,3 +435,156 @@ def write_report(result: dict[str, Any], out: Path) -> Path:
         f"<style>{style}</style>{''.join(body)}"
     )
     return out / "report.md"
+
+
+# The yardstick goals (issue 17): headline figure over ping's and over floor's req/s.
+YARDSTICK_GOALS = {"redis_atomic": (0.42, 0.80), "soldout": (0.45, 0.85)}
+FLASH_P99_GOAL_MS = 500.0
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _goal(row: dict[str, Any]) -> str:
+    want = YARDSTICK_GOALS.get(row["workload"])
+    if want is None:
+        return "–"
+    ping, floor = row["share_of_ping"], row["share_of_floor"]
+    met = ping is not None and floor is not None and ping >= want[0] and floor >= want[1]
+    return f"≥ {want[0]:.2f} ping, ≥ {want[1]:.2f} floor: {'met' if met else 'MISSED'}"
+
+
+def _generator_load(row: dict[str, Any]) -> str:
+    unit = "thread" if row["generator"] == "wrk" else "process"
+    text = f"{row['generator_cores']:.2f} cores / {row['generator_threads']} {unit}(s)"
+    return text + (" — BOUND" if row["generator_bound"] else "")
+
+
+def yardstick_table(summary: list[dict[str, Any]]) -> Table:
+    """Per workload, medians over the rounds: rates, shares of the yardsticks, latency, who
+    the generator was and how busy it and the machine were."""
+    headers = [
+        "workload",
+        "answered/s",
+        "accepted orders/s",
+        "share of ping",
+        "share of floor",
+        "goal",
+        "p50 ms",
+        "p99 ms",
+        "generator CPU",
+        "machine busy",
+        "answers",
+    ]
+    rows = []
+    for r in summary:
+        answers = ", ".join(f"{k}: {v}" for k, v in r["answers"].items()) or "–"
+        if r["socket_errors"]:
+            answers += f", socket errors: {r['socket_errors']}"
+        rows.append(
+            [
+                r["workload"],
+                _fmt(r["rps"], 1),
+                _fmt(r["accepted_rps"], 1),
+                _ratio(r["share_of_ping"]),
+                _ratio(r["share_of_floor"]),
+                _goal(r),
+                _fmt(r["p50"], 1),
+                _fmt(r["p99"], 1),
+                _generator_load(r),
+                f"{r['machine_busy']:.0%}" if r["machine_busy"] is not None else "–",
+                answers,
+            ]
+        )
+    return headers, rows
+
+
+def flash_table(phases: list[dict[str, Any]]) -> Table:
+    """The flash crowd per strategy: placement latency against the goal, the generator's CPU."""
+    headers = ["strategy", "order requests", "p50 ms", "p95 ms", "p99 ms", "goal", "generator CPU"]
+    rows = []
+    for p in phases:
+        o = p["endpoints"].get(ORDER, {})
+        p99 = o.get("p99")
+        met = p99 is not None and p99 <= FLASH_P99_GOAL_MS
+        busy = p["generator_cpu_s"] / max(p["elapsed_s"], 1e-9)
+        rows.append(
+            [
+                p["strategy"],
+                str(o.get("count", 0)),
+                _fmt(o.get("p50")),
+                _fmt(o.get("p95")),
+                _fmt(p99),
+                f"p99 ≤ {FLASH_P99_GOAL_MS:.0f} ms: {'met' if met else 'MISSED'}",
+                f"{p['generator_cpu_s']:.1f} s = {busy:.2f} cores over "
+                f"{p['elapsed_s']:.0f} s ({p['generator_threads']} Locust process(es))",
+            ]
+        )
+    return headers, rows
+
+
+def yardstick_chart(path: Path, summary: list[dict[str, Any]]) -> Path:
+    """Each workload's headline figure, with ping and floor beside them as the yardsticks."""
+    labels = [
+        f"{r['workload']}\n({'accepted' if r['headline'] == 'accepted_rps' else 'answered'}/s)"
+        + ("" if r["workload"] == "ping" else f"\n{_ratio(r['share_of_ping'])} of ping")
+        for r in summary
+    ]
+    return _bar_chart(
+        path,
+        "Order path vs its yardsticks, one hot item, medians of interleaved rounds",
+        labels,
+        {"per second": [r[r["headline"]] or 0 for r in summary]},
+        "per second",
+        line=next((r["rps"] for r in summary if r["workload"] == "floor"), None),
+        line_label="floor (one EVALSHA behind DRF)",
+    )
+
+
+def ceiling_sections(result: dict[str, Any]) -> list[tuple[str, str, Table | None]]:
+    """(heading, prose, table) of ``python -m loadtest ceiling``'s report."""
+    s = result["settings"]
+    out: list[tuple[str, str, Table | None]] = [
+        (
+            "Setup",
+            f"Database {s['database']}; Redis {s['redis']}; gunicorn gthread "
+            f"{s['web_workers']} workers × {s['web_threads']} threads, DEBUG=0, throttles raised; "
+            f"Celery worker (threads, {s['celery_concurrency']}). Generator: {s['generator']}, "
+            f"{s['connections']} connections, {s['rounds']} rounds of {s['slice']} slices "
+            "(every other round in reverse order); figures are medians over the rounds, shares "
+            "the median of same-round ratios. Generator and server share the machine "
+            f"({s['cpus']} CPUs).",
+            None,
+        ),
+        (
+            "Yardsticks: the order path against ping and floor",
+            '`ping` is plain Django; `floor` a DRF `APIView` parsing `{"quantity": n}` around '
+            "one `EVALSHA`. Strategies run on one hot item (stock 10,000,000, per-user limit "
+            f"1000); `soldout` is a sold-out `{s['soldout_strategy']}` sale. The share of a "
+            "strategy is its accepted orders/s, of the others their answers/s. "
+            + result["bounded_by"]
+            + ".",
+            yardstick_table(result["summary"]),
+        ),
+        ("Audit, yardstick rounds", "", verdict_table(result["audits"])),
+    ]
+    if result.get("flash"):
+        out.append(
+            (
+                "Flash crowd",
+                f"{s['users']} buyers arriving within ~2 s, stock {s['stock']}, each tries once "
+                f"(a 429 is retried after Retry-After); Locust ({s['processes']} process(es)), "
+                f"{s['duration']} per strategy.",
+                flash_table(result["flash"]),
+            )
+        )
+        out.append(("Audit, flash crowd", "", verdict_table(result["flash"])))
+    return out
+
+
+def write_ceiling_report(result: dict[str, Any], out: Path) -> Path:
+    """report.md + report.html + yardsticks.png of ``python -m loadtest ceiling``."""
+    out.mkdir(parents=True, exist_ok=True)
+    images = {"yardsticks": yardstick_chart(out / "yardsticks.png", result["summary"])}
+    return write_document(result, out, ceiling_sections(result), images)

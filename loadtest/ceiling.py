@@ -1,0 +1,266 @@
+"""The yardstick rounds of ``python -m loadtest ceiling``: the order path against ping and floor.
+
+Every workload — the two yardsticks, sold-out answers, and each safe strategy on one hot item —
+gets a short slice of load in turn, and the rounds repeat (every other one in reverse order), so
+a drift of the shared machine (another job, a warming cache) lands on all workloads alike;
+each figure is the median over the rounds, and each share the median of the same round's
+ratios. One generator for every slice: wrk when installed, else Locust with ``--processes``.
+The generator's own CPU time is measured per slice, so the report can say which figures it
+bounds instead of the server.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtest.runner import ORDER_BODY, LoadShape, run_locust, run_wrk
+from loadtest.scenarios import ORDER
+
+YARDSTICKS = ("ping", "floor")
+SOLD_OUT = "soldout"
+HOT_STRATEGIES = ("lock", "lock_fenced", "db_row_lock", "redis_atomic")
+# A generator thread (wrk) or process (Locust) busier than this is the limit, not the server.
+GENERATOR_BOUND = 0.85
+# The machine this busy: server and generator compete for the same cores.
+MACHINE_SATURATED = 0.95
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One kind of request: a yardstick (no sale) or orders on one sale."""
+
+    name: str
+    path: str
+    sale_id: int | None = None
+
+    @property
+    def orders(self) -> bool:
+        return self.sale_id is not None
+
+    @property
+    def headline(self) -> str:
+        """The figure the goals compare: accepted orders/s for a strategy, answers/s else."""
+        return "accepted_rps" if self.name in HOT_STRATEGIES else "rps"
+
+
+def workloads(hot_sales: dict[str, int], soldout_sale: int) -> list[Workload]:
+    """ping, floor, sold-out answers, then each safe strategy's hot item, in that order."""
+    order = "/api/v1/sales/{}/orders/"
+    return [
+        Workload("ping", "/loadtest/ping"),
+        Workload("floor", "/loadtest/floor"),
+        Workload(SOLD_OUT, order.format(soldout_sale), soldout_sale),
+        *(Workload(s, order.format(hot_sales[s]), hot_sales[s]) for s in HOT_STRATEGIES),
+    ]
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def generator_name(requested: str = "auto") -> str:
+    """wrk when installed (or asked for), else Locust."""
+    if requested == "auto":
+        return "wrk" if shutil.which("wrk") else "locust"
+    if requested == "wrk" and not shutil.which("wrk"):
+        raise RuntimeError("wrk is not installed: apt-get install -y wrk (or --generator locust)")
+    return requested
+
+
+@dataclass
+class Slicer:
+    """Measures one slice of one workload with the run's generator and settings."""
+
+    url: str
+    generator: str
+    tokens: list[str]
+    slice_duration: str
+    connections: int
+    wrk_threads: int = 2
+    processes: int = 1
+
+    def measure(self, workload: Workload, results: Path) -> dict[str, Any]:
+        busy_before, total_before = machine_jiffies()
+        if self.generator == "wrk":
+            sample = self._wrk(workload, results)
+        else:
+            sample = self._locust(workload, results)
+        busy_after, total_after = machine_jiffies()
+        sample["machine_busy"] = (busy_after - busy_before) / max(1, total_after - total_before)
+        if not workload.orders:
+            sample["accepted_rps"] = None
+        return {"workload": workload.name, **sample}
+
+    def _wrk(self, workload: Workload, results: Path) -> dict[str, Any]:
+        measured = run_wrk(
+            self.url,
+            workload.path,
+            self.slice_duration,
+            self.connections,
+            tokens=self.tokens if workload.orders else None,
+            threads=self.wrk_threads,
+            body=None if workload.name == "ping" else ORDER_BODY,
+            record=results if workload.orders else None,
+        )
+        assert measured is not None  # generator_name chose wrk only when it is installed
+        return measured
+
+    def _locust(self, workload: Workload, results: Path) -> dict[str, Any]:
+        scenario, endpoint = {
+            "ping": ("ping", "GET /loadtest/ping"),
+            "floor": ("floor", "POST /loadtest/floor"),
+        }.get(workload.name, ("hot", ORDER))
+        data = {"sale_id": workload.sale_id or 0, "tokens": self.tokens, "greedy_tokens": []}
+        shape = LoadShape(self.connections, self.slice_duration, self.connections, self.processes)
+        load = run_locust(self.url, data, scenario, shape, results / uuid.uuid4().hex[:8])
+        stats = load["endpoints"].get(endpoint, {})
+        return {
+            "generator": "locust",
+            "rps": stats.get("rps", 0.0),
+            "accepted": load["accepted"],
+            "accepted_rps": load["accepted_rps"],
+            "answers": load["answers"],
+            **{p: stats.get(p, 0.0) for p in ("p50", "p95", "p99")},
+            "socket_errors": stats.get("failures", 0),
+            **{k: load[k] for k in ("elapsed_s", "generator_cpu_s", "generator_threads")},
+        }
+
+
+def rounds(
+    slicer: Slicer,
+    loads: list[Workload],
+    count: int,
+    out: Path,
+    say: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """``count`` rounds over every workload, every other round in reverse; one sample each."""
+    samples = []
+    for number in range(1, count + 1):
+        ordered = loads if number % 2 else loads[::-1]
+        for workload in ordered:
+            sample = slicer.measure(workload, out / workload.name)
+            sample["round"] = number
+            samples.append(sample)
+            say(
+                f"  round {number}/{count} {workload.name:<13} {sample['rps']:8.1f} answered/s"
+                f"  p99 {sample['p99']:7.1f} ms  generator {cores(sample):.2f} cores"
+            )
+    return samples
+
+
+def cores(sample: dict[str, Any]) -> float:
+    """The generator's CPU over its slice, in cores."""
+    return sample["generator_cpu_s"] / max(sample["elapsed_s"], 1e-9)
+
+
+def _median(values: list[float]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
+
+
+def _share(samples: list[dict], name: str, key: str, base: str) -> float | None:
+    """Median over rounds of this round's ``key`` over the same round's ``base`` req/s."""
+    by_round = {s["round"]: s for s in samples if s["workload"] == base}
+    ratios = [
+        s[key] / by_round[s["round"]]["rps"]
+        for s in samples
+        if s["workload"] == name and by_round.get(s["round"], {}).get("rps")
+    ]
+    return _median(ratios)
+
+
+def summarize(samples: list[dict[str, Any]], loads: list[Workload]) -> list[dict[str, Any]]:
+    """Per workload: medians over the rounds, shares of ping and floor, generator load."""
+    rows = []
+    for workload in loads:
+        mine = [s for s in samples if s["workload"] == workload.name]
+        if not mine:
+            continue
+        answers: Counter[str] = Counter()
+        for s in mine:
+            answers.update(s.get("answers", {}))
+        generator = _median([cores(s) for s in mine]) or 0.0
+        threads = mine[0]["generator_threads"]
+        key = workload.headline
+        rows.append(
+            {
+                "workload": workload.name,
+                "generator": mine[0]["generator"],
+                "rounds": len(mine),
+                "rps": _median([s["rps"] for s in mine]),
+                "accepted_rps": _median([s["accepted_rps"] for s in mine]),
+                "headline": key,
+                "share_of_ping": _share(samples, workload.name, key, "ping"),
+                "share_of_floor": _share(samples, workload.name, key, "floor"),
+                **{p: _median([s[p] for s in mine]) for p in ("p50", "p99")},
+                "answers": dict(sorted(answers.items())),
+                "socket_errors": sum(s.get("socket_errors", 0) for s in mine),
+                "generator_cores": generator,
+                "generator_threads": threads,
+                "generator_bound": generator / threads >= GENERATOR_BOUND,
+                "machine_busy": _median([s["machine_busy"] for s in mine]),
+            }
+        )
+    return rows
+
+
+def bounded_by(rows: list[dict[str, Any]]) -> str:
+    """One sentence: which figures the generator bounds, and whether the machine was full."""
+    bound = [r["workload"] for r in rows if r["generator_bound"]]
+    full = [r["workload"] for r in rows if (r["machine_busy"] or 0) >= MACHINE_SATURATED]
+    gen = rows[0]["generator"] if rows else "the generator"
+    unit = "thread" if gen == "wrk" else "process"
+    text = f"generator-bound ({gen} above {GENERATOR_BOUND:.0%} of a core per {unit}): " + (
+        ", ".join(bound) if bound else "none"
+    )
+    if full:
+        text += (
+            f"; machine CPU at {MACHINE_SATURATED:.0%} or more during: {', '.join(full)} "
+            "(server and generator share the cores, so those figures are bounded by both)"
+        )
+    return text
+
+
+def gather_accepted(results: Path) -> Path:
+    """One directory holding every accepted-order record of a workload's slices (Locust
+    writes each slice's under a directory of its own; wrk writes them here already)."""
+    lines = [path.read_text() for path in sorted(results.glob("*/accepted-*.jsonl"))]
+    if lines:
+        (results / "accepted-slices.jsonl").write_text("".join(lines))
+    return results
+
+
+def sell_out(url: str, sale_id: int, token: str, results: Path) -> int:
+    """Sell a one-unit sale's unit with one real order, as a flash crowd leaves a sale: the
+    sold-out answers measured after it are the ones a crowd gets. Returns the status; the
+    accepted order is recorded for the audit, like every other."""
+    results.mkdir(parents=True, exist_ok=True)
+    key = f"sellout-{uuid.uuid4().hex}"
+    request = urllib.request.Request(
+        f"{url}/api/v1/sales/{sale_id}/orders/",
+        data=ORDER_BODY.encode(),
+        headers={
+            "Authorization": f"Token {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+        line = {"order_id": str(body["order_id"]), "status": response.status, "token": token[:12]}
+    (results / "accepted-sellout.jsonl").write_text(json.dumps({**line, "key": key}) + "\n")
+    return response.status
