@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -295,6 +296,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def audit_rounds(
+    env: dict[str, str], loads: list[yardsticks.Workload], rounds_dir: Path, soldout: str
+) -> list[dict[str, Any]]:
+    """The audit of every sale the rounds ordered on, all at once: each waits for its own
+    sale to settle, and they need not wait for one another."""
+    sales = [load for load in loads if load.orders]
+    print(f"  auditing sales {', '.join(str(load.sale_id) for load in sales)}", flush=True)
+    with ThreadPoolExecutor(max_workers=len(sales)) as pool:
+        verdicts = pool.map(
+            lambda load: audit(
+                env, load.sale_id, yardsticks.gather_accepted(rounds_dir / load.name)
+            ),
+            sales,
+        )
+        return [
+            {
+                "strategy": soldout if load.name == yardsticks.SOLD_OUT else load.name,
+                "scenario": "sold out" if load.name == yardsticks.SOLD_OUT else "hot (rounds)",
+                "audit": verdict,
+            }
+            for load, verdict in zip(sales, verdicts, strict=True)
+        ]
+
+
 def cmd_ceiling(args: argparse.Namespace) -> int:
     """Ping, floor, sold-out answers and each safe strategy on one hot item, interleaved in
     rounds against one gunicorn; then the flash crowd per strategy. One report, the audits."""
@@ -307,6 +332,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
             "generator": generator,
             "rounds": args.rounds,
             "slice": args.slice,
+            "warmup": args.warmup,
             "connections": args.connections,
             "wrk_threads": args.wrk_threads,
             "soldout_strategy": args.soldout_strategy,
@@ -354,22 +380,10 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
                 processes=args.processes,
             )
             print(f"{args.rounds} rounds, {args.slice} a slice, {generator}", flush=True)
-            samples = yardsticks.rounds(slicer, loads, args.rounds, rounds_dir)
+            samples = yardsticks.rounds(slicer, loads, args.rounds, rounds_dir, args.warmup)
             result["samples"] = samples
             result["summary"] = yardsticks.summarize(samples, loads)
-            result["audits"] = []
-            for load in loads:
-                if not load.orders:
-                    continue
-                print(f"  auditing {load.name} (sale {load.sale_id})", flush=True)
-                verdict = audit(
-                    env, load.sale_id, yardsticks.gather_accepted(rounds_dir / load.name)
-                )
-                strategy = args.soldout_strategy if load.name == yardsticks.SOLD_OUT else load.name
-                scenario = "sold out" if load.name == yardsticks.SOLD_OUT else "hot (rounds)"
-                result["audits"].append(
-                    {"strategy": strategy, "scenario": scenario, "audit": verdict}
-                )
+            result["audits"] = audit_rounds(env, loads, rounds_dir, args.soldout_strategy)
             result["flash"] = []
             if crowd:
                 print(f"flash crowd: {args.users} buyers within ~2 s, stock {args.stock}")
@@ -378,7 +392,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
                     flash = phase(
                         stack, env, crowd, strategy, "flash", shape, out / f"flash-{strategy}"
                     )
-                    result["flash"].append(flash)
+                    result["flash"].append({**flash, "users": args.users})
     result["bounded_by"] = yardsticks.bounded_by(result["summary"])
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     path = report.write_ceiling_report(result, out)
@@ -515,6 +529,9 @@ def parser() -> argparse.ArgumentParser:
     )
     ceil.add_argument("--rounds", type=int, default=3, help="rounds over every workload")
     ceil.add_argument("--slice", type=duration, default="5s", help="each workload's slice")
+    ceil.add_argument(
+        "--warmup", type=duration, default="2s", help="an uncounted slice of each workload first"
+    )
     ceil.add_argument("--connections", type=int, default=64, help="connections (Locust users)")
     ceil.add_argument(
         "--generator",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.runner import ORDER_BODY, LoadShape, run_locust, run_wrk
+from loadtest.runner import ORDER_BODY, LoadShape, run_locust, run_wrk, seconds
 from loadtest.scenarios import ORDER
 
 YARDSTICKS = ("ping", "floor")
@@ -92,23 +92,27 @@ class Slicer:
     wrk_threads: int = 2
     processes: int = 1
 
-    def measure(self, workload: Workload, results: Path) -> dict[str, Any]:
+    def measure(
+        self, workload: Workload, results: Path, duration: str | None = None
+    ) -> dict[str, Any]:
+        """One slice (of ``duration``, default the run's slice) of one workload."""
         busy_before, total_before = machine_jiffies()
+        duration = duration or self.slice_duration
         if self.generator == "wrk":
-            sample = self._wrk(workload, results)
+            sample = self._wrk(workload, results, duration)
         else:
-            sample = self._locust(workload, results)
+            sample = self._locust(workload, results, duration)
         busy_after, total_after = machine_jiffies()
         sample["machine_busy"] = (busy_after - busy_before) / max(1, total_after - total_before)
         if not workload.orders:
             sample["accepted_rps"] = None
         return {"workload": workload.name, **sample}
 
-    def _wrk(self, workload: Workload, results: Path) -> dict[str, Any]:
+    def _wrk(self, workload: Workload, results: Path, duration: str) -> dict[str, Any]:
         measured = run_wrk(
             self.url,
             workload.path,
-            self.slice_duration,
+            duration,
             self.connections,
             tokens=self.tokens if workload.orders else None,
             threads=self.wrk_threads,
@@ -118,13 +122,13 @@ class Slicer:
         assert measured is not None  # generator_name chose wrk only when it is installed
         return measured
 
-    def _locust(self, workload: Workload, results: Path) -> dict[str, Any]:
+    def _locust(self, workload: Workload, results: Path, duration: str) -> dict[str, Any]:
         scenario, endpoint = {
             "ping": ("ping", "GET /loadtest/ping"),
             "floor": ("floor", "POST /loadtest/floor"),
         }.get(workload.name, ("hot", ORDER))
         data = {"sale_id": workload.sale_id or 0, "tokens": self.tokens, "greedy_tokens": []}
-        shape = LoadShape(self.connections, self.slice_duration, self.connections, self.processes)
+        shape = LoadShape(self.connections, duration, self.connections, self.processes)
         load = run_locust(self.url, data, scenario, shape, results / uuid.uuid4().hex[:8])
         stats = load["endpoints"].get(endpoint, {})
         return {
@@ -144,9 +148,17 @@ def rounds(
     loads: list[Workload],
     count: int,
     out: Path,
+    warmup: str | None = None,
     say: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """``count`` rounds over every workload, every other round in reverse; one sample each."""
+    """``count`` rounds over every workload, every other round in reverse; one sample each.
+
+    A ``warmup`` slice of each workload goes first and is not counted: the first requests a
+    gunicorn worker serves import and connect what later ones reuse."""
+    if warmup and seconds(warmup) > 0:
+        say(f"  warm-up: {warmup} of each workload, not counted")
+        for workload in loads:
+            slicer.measure(workload, out / workload.name, warmup)
     samples = []
     for number in range(1, count + 1):
         ordered = loads if number % 2 else loads[::-1]

@@ -33,7 +33,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(sub.choices)
 
 
-@pytest.mark.parametrize("command", ["run", "compare"])
+@pytest.mark.parametrize("command", ["run", "compare", "ceiling"])
 def test_help_explains_every_option_with_its_default(command):
     sub = subcommands()[command]
     text = " ".join(sub.format_help().split())
