@@ -323,8 +323,12 @@ def audit_rounds(
 def cmd_ceiling(args: argparse.Namespace) -> int:
     """Ping, floor, sold-out answers and each safe strategy on one hot item, interleaved in
     rounds against one gunicorn; then the flash crowd per strategy. One report, the audits."""
+    try:
+        generator = yardsticks.generator_name(args.generator)
+    except yardsticks.GeneratorMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = new_out_dir(args, "ceiling")
-    generator = yardsticks.generator_name(args.generator)
     result: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
     with backing_services(args, out) as (database_url, redis_url):
         result["settings"] = {

@@ -71,12 +71,18 @@ def machine_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+class GeneratorMissing(Exception):
+    """The generator asked for is not installed; the message says what to do."""
+
+
 def generator_name(requested: str = "auto") -> str:
     """wrk when installed (or asked for), else Locust."""
     if requested == "auto":
         return "wrk" if shutil.which("wrk") else "locust"
     if requested == "wrk" and not shutil.which("wrk"):
-        raise RuntimeError("wrk is not installed: apt-get install -y wrk (or --generator locust)")
+        raise GeneratorMissing(
+            "wrk is not installed: apt-get install -y wrk (or --generator locust)"
+        )
     return requested
 
 
@@ -118,8 +124,10 @@ class Slicer:
             threads=self.wrk_threads,
             body=None if workload.name == "ping" else ORDER_BODY,
             record=results if workload.orders else None,
+            idempotency_keys=True,
         )
-        assert measured is not None  # generator_name chose wrk only when it is installed
+        if measured is None:
+            raise RuntimeError("wrk is no longer installed: apt-get install -y wrk")
         return measured
 
     def _locust(self, workload: Workload, results: Path, duration: str) -> dict[str, Any]:

@@ -251,6 +251,7 @@ def _plain_env() -> dict[str, str]:
 WRK_SCRIPT = """
 local tokens = {%(tokens)s}
 local path, body, record, nonce = "%(path)s", '%(body)s', "%(record)s", "%(nonce)s"
+local keyed = %(keyed)s
 local threads, n = {}, 0
 function setup(thread)
   n = n + 1
@@ -270,7 +271,9 @@ function request()
   local headers = {["Content-Type"] = "application/json"}
   if #tokens > 0 then
     headers["Authorization"] = "Token " .. tokens[(sent + offset) %% #tokens + 1]
-    headers["Idempotency-Key"] = string.format("wrk-%%s-%%d-%%d", nonce, index, sent)
+    if keyed then
+      headers["Idempotency-Key"] = string.format("wrk-%%s-%%d-%%d", nonce, index, sent)
+    end
   end
   return wrk.format("POST", path, headers, body)
 end
@@ -330,12 +333,14 @@ def run_wrk(
     *,
     body: str | None = None,
     record: Path | None = None,
+    idempotency_keys: bool = False,
 ) -> dict[str, Any] | None:
     """A second, lighter generator (wrk) for ceilings; None when wrk is not installed.
 
-    With ``tokens`` it POSTs one-unit orders, rotating buyers, each with an Idempotency-Key of
-    its own; with ``body`` alone it POSTs that JSON; otherwise it GETs ``path``. With
-    ``record`` (a directory) every accepted order id is written there for the audit.
+    With ``tokens`` it POSTs one-unit orders, rotating buyers (with ``idempotency_keys``, each
+    with an Idempotency-Key of its own, as real clients send); with ``body`` alone it POSTs
+    that JSON; otherwise it GETs ``path``. With ``record`` (a directory) every accepted order
+    id is written there for the audit.
     """
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -347,6 +352,7 @@ def run_wrk(
         "body": body or (ORDER_BODY if tokens else ""),
         "record": str(record or ""),
         "nonce": uuid.uuid4().hex[:12],
+        "keyed": "true" if idempotency_keys else "false",
     }
     if record:
         record.mkdir(parents=True, exist_ok=True)
