@@ -456,8 +456,9 @@ def _goal(row: dict[str, Any]) -> str:
 
 
 def _generator_load(row: dict[str, Any]) -> str:
-    unit = "thread" if row["generator"] == "wrk" else "process"
-    text = f"{row['generator_cores']:.2f} cores / {row['generator_threads']} {unit}(s)"
+    n = row["generator_threads"]
+    one, many = ("thread", "threads") if row["generator"] == "wrk" else ("process", "processes")
+    text = f"{row['generator_cores']:.2f} cores / {n} {one if n == 1 else many}"
     return text + (" — BOUND" if row["generator_bound"] else "")
 
 
