@@ -320,6 +320,50 @@ def audit_rounds(
         ]
 
 
+def prepare_yardstick_sales(
+    args: argparse.Namespace, env: dict[str, str], out: Path
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """(hot items per safe strategy, a one-unit sale to sell out, the flash-crowd sales)."""
+    print(f"preparing: {args.users} buyers, hot items, a sold-out sale", flush=True)
+    hot = prepare(
+        env,
+        out / "hot",
+        users=args.users,
+        strategies=list(yardsticks.HOT_STRATEGIES),
+        stock=HOT_STOCK,
+        per_user_limit=HOT_LIMIT,
+    )
+    sold = prepare(
+        env, out / "soldout", users=1, strategies=[args.soldout_strategy], stock=1, migrate=False
+    )
+    crowd = None
+    if args.flash_strategies:
+        crowd = prepare(
+            env,
+            out / "flash",
+            users=args.users,
+            strategies=args.flash_strategies,
+            stock=args.stock,
+            migrate=False,
+        )
+    return hot, sold, crowd
+
+
+def flash_crowds(
+    args: argparse.Namespace, stack: Stack, env: dict[str, str], crowd: dict[str, Any], out: Path
+) -> list[dict[str, Any]]:
+    """The ``flash`` scenario once per strategy: its placement latency, then its audit."""
+    print(f"flash crowd: {args.users} buyers within ~2 s, stock {args.stock}", flush=True)
+    shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
+    return [
+        {
+            **phase(stack, env, crowd, strategy, "flash", shape, out / f"flash-{strategy}"),
+            "users": args.users,
+        }
+        for strategy in args.flash_strategies
+    ]
+
+
 def cmd_ceiling(args: argparse.Namespace) -> int:
     """Ping, floor, sold-out answers and each safe strategy on one hot item, interleaved in
     rounds against one gunicorn; then the flash crowd per strategy. One report, the audits."""
@@ -342,33 +386,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
             "soldout_strategy": args.soldout_strategy,
         }
         env = server_env(database_url=database_url, redis_url=redis_url, var_dir=out / "var")
-        print(f"preparing: {args.users} buyers, hot items, a sold-out sale", flush=True)
-        hot = prepare(
-            env,
-            out / "hot",
-            users=args.users,
-            strategies=list(yardsticks.HOT_STRATEGIES),
-            stock=HOT_STOCK,
-            per_user_limit=HOT_LIMIT,
-        )
-        sold = prepare(
-            env,
-            out / "soldout",
-            users=1,
-            strategies=[args.soldout_strategy],
-            stock=1,
-            migrate=False,
-        )
-        crowd = None
-        if args.flash_strategies:
-            crowd = prepare(
-                env,
-                out / "flash",
-                users=args.users,
-                strategies=args.flash_strategies,
-                stock=args.stock,
-                migrate=False,
-            )
+        hot, sold, crowd = prepare_yardstick_sales(args, env, out)
         soldout_sale = sold["sales"][args.soldout_strategy]
         loads = yardsticks.workloads(hot["sales"], soldout_sale)
         rounds_dir = out / "rounds"
@@ -388,15 +406,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
             result["samples"] = samples
             result["summary"] = yardsticks.summarize(samples, loads)
             result["audits"] = audit_rounds(env, loads, rounds_dir, args.soldout_strategy)
-            result["flash"] = []
-            if crowd:
-                print(f"flash crowd: {args.users} buyers within ~2 s, stock {args.stock}")
-                shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
-                for strategy in args.flash_strategies:
-                    flash = phase(
-                        stack, env, crowd, strategy, "flash", shape, out / f"flash-{strategy}"
-                    )
-                    result["flash"].append({**flash, "users": args.users})
+            result["flash"] = flash_crowds(args, stack, env, crowd, out) if crowd else []
     result["bounded_by"] = yardsticks.bounded_by(result["summary"])
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     path = report.write_ceiling_report(result, out)
