@@ -7,9 +7,6 @@ small pause inside the critical section, oversell - asserted too, so these tests
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -18,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
-from tests.conftest import ROOT, subprocess_env
-from tests.engine.crowd import Buyer, Outcome, run_threads
+from tests.conftest import subprocess_env
+from tests.engine.crowd import Buyer, Outcome, run_processes, run_threads
 from tests.engine.factories import make_sale
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,32 +90,7 @@ def test_thread_crowd_never_oversells(strategy, redis_client, eager_celery):
 def test_process_crowd_never_oversells(strategy, redis_client, celery_worker):
     """Four OS processes of 50 threads each, released at one instant, a real Celery worker."""
     sale = make_sale(stock=STOCK, strategy=strategy, per_user_limit=1)
-    crowd = make_crowd()
-    start_at = time.time() + 4.0  # every process has imported Django by then
-    env = subprocess_env()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.engine.crowd",
-                str(sale.pk),
-                str(start_at),
-                json.dumps([b.__dict__ for b in crowd[i::4]]),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(4)
-    ]
-    outcomes = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err[-3000:]
-        outcomes += [Outcome(**o) for o in json.loads(out.strip().splitlines()[-1])]
+    outcomes = run_processes(sale.pk, make_crowd(), subprocess_env())
     assert len(outcomes) == CROWD
     assert_sold_exactly_the_stock(sale, outcomes)
 
