@@ -131,14 +131,16 @@ def cluster_celery_worker(
 @pytest.fixture
 def send_task(rabbitmq_url, cluster_queue):
     """``send_task(name, *args)``: publish a task to the cluster worker's queue on RabbitMQ
-    (this process's own Celery app stays on the test broker)."""
+    (this process's own Celery app stays on the test broker). The connection is named
+    explicitly: Celery lets the CELERY_BROKER_URL variable (the test Redis, tests/settings.py)
+    win over an app's own broker setting."""
     from celery import Celery
 
-    sender = Celery("cluster-test-sender", broker=rabbitmq_url)
-    sender.conf.task_default_queue = cluster_queue
+    sender = Celery("cluster-test-sender")
 
     def send(name: str, *args) -> None:
-        sender.send_task(name, args=args, queue=cluster_queue)
+        with sender.connection_for_write(rabbitmq_url) as connection:
+            sender.send_task(name, args=args, queue=cluster_queue, connection=connection)
 
     yield send
     sender.close()

@@ -23,10 +23,10 @@ from tests.engine.test_concurrency import (
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 
-def assert_audit_clean(sale_id: int, client) -> None:
-    """The mirror is on the cluster (sold out), no violation and no warning (a key without TTL
-    included)."""
-    assert client.get(sale_keys(sale_id).stock) == b"0"
+def assert_audit_clean(sale_id: int, client, stock_left: int = 0) -> None:
+    """The mirror is on the cluster (``stock_left`` units, sold out by default), and the audit
+    finds no violation and no warning (a key without TTL included)."""
+    assert client.get(sale_keys(sale_id).stock) == str(stock_left).encode()
     report = audit(sale_id, client=client, settle=0)
     (entry,) = report["sales"]
     assert report["ok"], report
