@@ -223,6 +223,13 @@ def start_cluster(timeout: float = 30.0, extra_args: list[str] | None = None) ->
         raise
 
 
+def stop_cluster(handle: RedisClusterHandle) -> None:
+    """Stop a cluster from :func:`start_cluster` and delete its servers' directories."""
+    handle.client.close()
+    for server in handle.servers:
+        _discard(server)
+
+
 @pytest.fixture(scope="session")
 def redis_cluster_handle() -> Iterator[RedisClusterHandle]:
     """The session's three-master cluster (servers, startup nodes, URL, client)."""
@@ -236,9 +243,7 @@ def redis_cluster_handle() -> Iterator[RedisClusterHandle]:
     try:
         yield handle
     finally:
-        handle.client.close()
-        for server in handle.servers:
-            _discard(server)
+        stop_cluster(handle)
 
 
 @pytest.fixture(scope="session")

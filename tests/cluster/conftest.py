@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,7 +30,7 @@ from tests.conftest import (
     empty_test_redis,
     subprocess_env,
 )
-from tests.redis_topologies import RedisClusterHandle, start_cluster
+from tests.redis_topologies import RedisClusterHandle, start_cluster, stop_cluster
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # Besides Celery's bindings and idgen's leases (tests.conftest), the leases on a cluster.
@@ -51,20 +52,30 @@ def app_on_cluster(settings, redis_cluster_handle: RedisClusterHandle):
 
 
 @pytest.fixture
-def private_cluster(settings) -> Iterator[RedisClusterHandle]:
-    """A cluster of this test's own (it may kill a master), the app pointed at it.
+def private_cluster(settings) -> Iterator[Callable[..., RedisClusterHandle]]:
+    """``private_cluster(*redis_server_args)``: a cluster of this test's own (it may kill a
+    master), the app pointed at it; stopped and deleted after the test.
 
     ``cluster-require-full-coverage no``: the slots of the living masters keep serving while one
     master is down, which is what a cluster deployment of a shop sets; the dead master's slots
     answer CLUSTERDOWN (or a refused connection) once the others have marked it failed."""
-    handle = start_cluster(extra_args=["--cluster-require-full-coverage", "no"])
-    try:
-        with app_redis_at(settings, handle.app_url):
-            yield handle
-    finally:
-        handle.client.close()
-        for server in handle.servers:
-            server.stop()
+    started: list[RedisClusterHandle] = []
+    with ExitStack() as pointed:
+
+        def start(*extra_args: str) -> RedisClusterHandle:
+            handle = start_cluster(
+                extra_args=["--cluster-require-full-coverage", "no", *extra_args]
+            )
+            started.append(handle)
+            pointed.enter_context(app_redis_at(settings, handle.app_url))
+            return handle
+
+        try:
+            yield start
+        finally:
+            pointed.close()
+            for handle in started:
+                stop_cluster(handle)
 
 
 def rabbitmq_answers(url: str = RABBITMQ_URL) -> bool:
