@@ -46,6 +46,7 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -54,7 +55,7 @@ from redis.crc import key_slot
 from rest_framework.throttling import BaseThrottle
 
 from seckill.infrastructure.backoff import RedisBackoff
-from seckill.infrastructure.lua import registered_script, run_pipelined
+from seckill.infrastructure.lua import ScriptCall, registered_script, run_pipelined
 from seckill.infrastructure.redis_client import REDIS_OUTAGES, AppRedis, get_redis, is_cluster
 
 log = logging.getLogger(__name__)
@@ -173,38 +174,54 @@ def _hit_in_redis(
 ) -> tuple[bool, float]:
     """The GCRA script once per slot (once on a single Redis), with the refund of the charged
     slots when another refuses: (allowed, seconds to wait)."""
-    groups = _slot_groups(client, keys)
-    calls = [
-        (GCRA, [keys[i] for i in group], [us for i in group for us in micros[i]])
-        for group in groups
-    ]
-    if len(calls) == 1:
-        _, group_keys, args = calls[0]
+    charges = SlotCharges.of(client, keys, micros)
+    if len(charges.calls) == 1:
+        _, group_keys, args = charges.calls[0]
         script = registered_script(GCRA, client)
         allowed, wait_us = script(keys=group_keys, args=args, client=client)
         return bool(allowed), int(wait_us) / 1e6
-    answers = run_pipelined(calls, client)
-    if all(allowed for allowed, _ in answers):
-        return True, 0.0
-    charged = [i for group, (ok, _) in zip(groups, answers, strict=True) if ok for i in group]
-    refunds = {}
-    for i in charged:
-        refunds.setdefault(key_slot(keys[i].encode()), []).append(i)
-    run_pipelined(
-        [(REFUND, [keys[i] for i in g], [micros[i][0] for i in g]) for g in refunds.values()],
-        client,
-    )
-    return False, max(int(wait_us) for _, wait_us in answers) / 1e6
+    return charges.settle(run_pipelined(charges.calls, client), client)
 
 
-def _slot_groups(client: AppRedis, keys: list[str]) -> list[list[int]]:
-    """Indexes of ``keys`` by Cluster slot, in first-seen order (one group on a single Redis)."""
-    if not is_cluster(client):
-        return [list(range(len(keys)))]
-    groups: dict[int, list[int]] = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key_slot(key.encode()), []).append(i)
-    return list(groups.values())
+@dataclass(frozen=True)
+class SlotCharges:
+    """One request's limits as one GCRA call per Cluster slot (one call on a single Redis):
+    ``calls`` can go out in any pipeline (``seckill.infrastructure.lua.run_pipelined``), and
+    :meth:`settle` turns their answers into the all-or-nothing outcome."""
+
+    keys: list[str]
+    micros: list[tuple[int, int]]  # (emission interval, period) of each key, µs
+    groups: list[list[int]]  # indexes into keys, one list per slot
+
+    @classmethod
+    def of(cls, client: AppRedis, keys: list[str], micros: list[tuple[int, int]]) -> SlotCharges:
+        if not is_cluster(client):
+            return cls(keys, micros, [list(range(len(keys)))])
+        by_slot: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            by_slot.setdefault(key_slot(key.encode()), []).append(i)
+        return cls(keys, micros, list(by_slot.values()))
+
+    @property
+    def calls(self) -> list[ScriptCall]:
+        return [
+            (GCRA, [self.keys[i] for i in group], [us for i in group for us in self.micros[i]])
+            for group in self.groups
+        ]
+
+    def settle(self, answers: list, client: AppRedis) -> tuple[bool, float]:
+        """(allowed, seconds to wait) from the calls' answers; when some slot refused, the slots
+        that charged are refunded first (one more round trip)."""
+        if all(allowed for allowed, _ in answers):
+            return True, 0.0
+        refunds = [
+            (REFUND, [self.keys[i] for i in group], [self.micros[i][0] for i in group])
+            for group, (allowed, _) in zip(self.groups, answers, strict=True)
+            if allowed
+        ]
+        if refunds:
+            run_pipelined(refunds, client)
+        return False, max(int(wait_us) for _, wait_us in answers) / 1e6
 
 
 def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:
