@@ -34,6 +34,13 @@ from tests.redis_topologies import RedisClusterHandle, start_cluster, stop_clust
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # Besides Celery's bindings and idgen's leases (tests.conftest), the leases on a cluster.
+NODE_TIMEOUT_S = 3.0
+PRIVATE_CLUSTER_ARGS = [
+    "--cluster-require-full-coverage",
+    "no",
+    "--cluster-node-timeout",
+    str(int(NODE_TIMEOUT_S * 1000)),
+]
 CLUSTER_KEEP = (b"_kombu.", b"idgen:worker:", b"{idgen}:worker:")
 
 
@@ -58,14 +65,13 @@ def private_cluster(settings) -> Iterator[Callable[..., RedisClusterHandle]]:
 
     ``cluster-require-full-coverage no``: the slots of the living masters keep serving while one
     master is down, which is what a cluster deployment of a shop sets; the dead master's slots
-    answer CLUSTERDOWN (or a refused connection) once the others have marked it failed."""
+    answer CLUSTERDOWN (or a refused connection) once the others have marked it failed, after
+    ``cluster-node-timeout`` (NODE_TIMEOUT_S here)."""
     started: list[RedisClusterHandle] = []
     with ExitStack() as pointed:
 
         def start(*extra_args: str) -> RedisClusterHandle:
-            handle = start_cluster(
-                extra_args=["--cluster-require-full-coverage", "no", *extra_args]
-            )
+            handle = start_cluster(extra_args=[*PRIVATE_CLUSTER_ARGS, *extra_args])
             started.append(handle)
             pointed.enter_context(app_redis_at(settings, handle.app_url))
             return handle

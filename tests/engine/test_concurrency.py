@@ -26,18 +26,18 @@ CROWD, USERS, STOCK = 200, 150, 50
 REPLAYS = 25  # threads that replay another thread's Idempotency-Key (same user)
 
 
-def make_crowd() -> list[Buyer]:
+def make_crowd(crowd: int = CROWD, users: int = USERS, replays: int = REPLAYS) -> list[Buyer]:
     """200 buyers over 150 users: 25 replay a key, 25 try a second order (limit is 1)."""
-    users = get_user_model().objects.bulk_create(
-        get_user_model()(username=f"crowd-{i}") for i in range(USERS)
+    accounts = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"crowd-{i}") for i in range(users)
     )
     buyers = []
-    for i in range(CROWD):
-        user = users[i % USERS]
-        if i < USERS:
+    for i in range(crowd):
+        user = accounts[i % users]
+        if i < users:
             key = f"k-{i}"
-        elif i < USERS + REPLAYS:
-            key = f"k-{i - USERS}"
+        elif i < users + replays:
+            key = f"k-{i - users}"
         else:
             key = f"second-{i}"
         buyers.append(Buyer(user.pk, key))
@@ -65,7 +65,7 @@ def assert_sold_exactly_the_stock(sale: Sale, outcomes: list[Outcome]) -> None:
     accepted = {o.order_id for o in outcomes if o.code == "ok"}
     wait_until_persisted(accepted)
     sale.refresh_from_db()
-    assert live_units(sale) == STOCK
+    assert live_units(sale) == sale.stock_total
     assert sale.stock_left == 0
     per_user = Counter(Order.objects.filter(sale=sale).values_list("buyer_id", flat=True))
     assert max(per_user.values()) == 1, "a buyer got past the per-user limit"
@@ -75,7 +75,7 @@ def assert_sold_exactly_the_stock(sale: Sale, outcomes: list[Outcome]) -> None:
         if o.code == "ok":
             by_key.setdefault((o.user_id, o.key), set()).add(o.order_id)
     assert all(len(ids) == 1 for ids in by_key.values())
-    assert Order.objects.filter(sale=sale).count() == len(accepted) == STOCK
+    assert Order.objects.filter(sale=sale).count() == len(accepted) == sale.stock_total
 
 
 @pytest.mark.parametrize("strategy", SAFE)
