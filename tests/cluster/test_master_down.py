@@ -132,3 +132,30 @@ def test_redis_atomic_202s_on_a_dead_master(persistence, kept, private_cluster, 
     assert written == (set(accepted) if kept else set())
     report = audit(doomed.pk, settle=0)
     assert report["ok"], report
+
+
+def cluster_state(server) -> str:
+    import redis
+
+    with redis.Redis(port=server.port, socket_timeout=2) as client:
+        return client.cluster("info")["cluster_state"]
+
+
+def test_full_coverage_cluster_refuses_every_sale_with_503_once_a_master_failed(
+    private_cluster, eager_celery
+):
+    """With ``cluster-require-full-coverage yes`` (Redis' default) the living masters refuse
+    every command with CLUSTERDOWN once one master is marked failed: the app says 503 for the
+    sales they serve too, not 500."""
+    handle = private_cluster("--cluster-require-full-coverage", "yes")
+    doomed, healthy = sales_on_two_masters(handle, "lock")
+    assert order(api_client("cov-1"), healthy.pk).status_code == 201
+    master = handle.server_for(sale_keys(doomed.pk).stock)
+    living = handle.server_for(sale_keys(healthy.pk).stock)
+    master.kill()
+    deadline = time.monotonic() + 60
+    while cluster_state(living) != "fail":
+        assert time.monotonic() < deadline, "the living masters never marked the cluster failed"
+        time.sleep(0.2)
+    assert_refused_unavailable(order(api_client("cov-2"), healthy.pk))
+    assert Order.objects.filter(sale=healthy).count() == 1
