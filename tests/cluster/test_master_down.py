@@ -2,7 +2,9 @@
 what is left after the master comes back (restarted on its port: it rejoins with its slots).
 
 While it is down, a placement on a sale of its slots answers 503 ``unavailable`` with
-Retry-After at once (never a 500, never a hang) and sales on the other masters go on selling.
+Retry-After at once (never a 500, never a hang) and, on a cluster that does not require full
+coverage, sales on the other masters go on selling; with Redis' default (full coverage) every
+sale answers 503 once the others have marked the master failed.
 Without persistence the master comes back empty: the safe lock strategies rebuild the mirror
 from the database (the record) and sell on, with a clean audit. redis_atomic's accepted-but-not
 -yet-written orders (202s) lived only on that master: without persistence they are gone, with
