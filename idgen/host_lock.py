@@ -36,10 +36,19 @@ _HWM = 8  # bytes of the big-endian high-water mark at the start of a lock file
 
 
 def default_lock_dir(redis_client: redis.Redis, prefix: str) -> Path:
-    """``<tmp>/idgen-<uid>/<host>-<port>-<db>-<prefix>``: one directory per Redis namespace."""
-    kw = redis_client.connection_pool.connection_kwargs
-    where = kw.get("path") or f"{kw.get('host', 'localhost')}-{kw.get('port', 6379)}"
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{where}-{kw.get('db', 0)}-{prefix}")
+    """``<tmp>/idgen-<uid>/<host>-<port>-<db>-<prefix>``: one directory per Redis namespace.
+
+    A Redis Cluster client (no single connection pool) is named by the lowest ``host:port`` of
+    the nodes it knows: every process of this host on the same cluster finds the same one."""
+    pool = getattr(redis_client, "connection_pool", None)
+    if pool is None:
+        nodes = redis_client.nodes_manager.startup_nodes  # type: ignore[attr-defined]
+        where, db = f"cluster-{min(nodes)}", 0
+    else:
+        kw = pool.connection_kwargs
+        where = kw.get("path") or f"{kw.get('host', 'localhost')}-{kw.get('port', 6379)}"
+        db = kw.get("db", 0)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{where}-{db}-{prefix}")
     return Path(tempfile.gettempdir()) / f"idgen-{os.getuid()}" / name
 
 

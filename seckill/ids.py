@@ -15,9 +15,13 @@ import time
 from django.conf import settings
 
 from idgen import ParsedId, Snowflake, WorkerLeaseError
-from seckill.infrastructure.redis_client import get_redis
+from seckill.infrastructure.redis_client import get_redis, is_cluster
 
 MAX_ORDER_ID = 2**63 - 1  # ids are positive signed 64-bit integers (a BIGINT primary key)
+
+# On a Redis Cluster the worker-id leases are ``{idgen}:worker:<n>`` (+ ``:hwm``): the hash tag
+# puts each lease's two keys, which one script updates, in one slot (all leases share it).
+CLUSTER_LEASE_PREFIX = "{idgen}"
 
 _lock = threading.Lock()
 _generator: Snowflake | None = None
@@ -36,7 +40,10 @@ def generator() -> Snowflake:
                 else:
                     lock_dir = getattr(settings, "SECKILL_IDGEN_LOCK_DIR", None)
                     extra = {"lock_dir": lock_dir} if lock_dir else {}
-                    _generator = Snowflake(redis=get_redis(), **extra)
+                    client = get_redis()
+                    if is_cluster(client):  # a lease and its high-water key: one slot
+                        extra["key_prefix"] = CLUSTER_LEASE_PREFIX
+                    _generator = Snowflake(redis=client, **extra)
                 _owner_pid = pid
     return _generator
 

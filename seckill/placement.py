@@ -11,12 +11,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-import redis
 from django.db import DatabaseError, IntegrityError
 from django.utils import timezone
 
 from seckill import purchase_token as purchase_tokens
 from seckill.errors import Busy, InvalidRequest, LimitReached, NotLive, Unavailable
+from seckill.infrastructure.redis_client import REDIS_OUTAGES
 from seckill.lock import LockUnavailableError
 from seckill.models import SaleStatus
 from seckill.sale_cache import sale_definition
@@ -33,11 +33,7 @@ def backing_services() -> Iterator[None]:
     """Translate Redis and database outages into the API's 503 ``unavailable``."""
     try:
         yield
-    except (
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        LockUnavailableError,
-    ) as exc:
+    except (*REDIS_OUTAGES, LockUnavailableError) as exc:
         raise Unavailable("Redis is unavailable; nothing was sold, retry later") from exc
     except IntegrityError:
         raise

@@ -18,6 +18,15 @@ script call, not one per limit: on a saturated machine every Redis round trip co
 scheduling wait besides its CPU. All or nothing: allowed only if every limit allows, and then
 every limit is charged; refused, none is, and the wait is the longest among the refusals.
 
+On a Redis Cluster one request's limits hash to different slots (``throttle:order:u5`` and
+``throttle:order_ip:10.0.0.7``), and a shared hash tag would have to be the buyer or the address,
+merging budgets that must stay apart. So there the script runs once per slot, all in one cluster
+pipeline (one round trip per node, in parallel), and all or nothing is kept by compensation:
+when any slot refuses, the slots that charged are refunded (their theoretical arrival time goes
+back by one emission interval, which is exactly what the charge added) in a second round trip.
+In between, a concurrent request of the same client can find the budget spent: at worst it is
+refused a moment early, never allowed an extra request.
+
 Redis down — fail open, but not unlimited: the check falls back to the same GCRA in this
 process' memory (so a Redis outage neither turns requests into 500s nor removes brute-force
 slowing; the limit then holds per process rather than globally), and skips Redis for
@@ -37,16 +46,17 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
+from redis.crc import key_slot
 from rest_framework.throttling import BaseThrottle
 
 from seckill.infrastructure.backoff import RedisBackoff
-from seckill.infrastructure.lua import registered_script
-from seckill.infrastructure.redis_client import get_redis
+from seckill.infrastructure.lua import ScriptCall, registered_script, run_pipelined
+from seckill.infrastructure.redis_client import REDIS_OUTAGES, AppRedis, get_redis, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +83,16 @@ for i, key in ipairs(KEYS) do
   redis.call('SET', key, new_tats[i], 'PX', math.max(1, math.ceil((new_tats[i] - now) / 1000)))
 end
 return {1, 0}
+"""
+
+# KEYS: limits GCRA just charged. ARGV: each one's emission interval (µs). Takes the charges
+# back (a Cluster request refused by a limit in another slot), keeping each key's TTL.
+REFUND = """
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key))
+  if tat then redis.call('SET', key, tat - tonumber(ARGV[i]), 'KEEPTTL') end
+end
+return 1
 """
 
 # One limit: (key, num_requests, period in seconds).
@@ -140,14 +160,68 @@ def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
     rates = [(period / num_requests, float(period)) for _, num_requests, period in limits]
     if _backoff.available():
         client = get_redis()
-        args = [round(seconds * 1e6) for rate in rates for seconds in rate]
+        micros = [(round(interval * 1e6), round(period * 1e6)) for interval, period in rates]
         try:
-            allowed, wait_us = registered_script(GCRA, client)(keys=keys, args=args, client=client)
-            return bool(allowed), int(wait_us) / 1e6
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            return _hit_in_redis(client, keys, micros)
+        except REDIS_OUTAGES as exc:
             _backoff.failed()
             log.warning("throttle: Redis unavailable (%s); limiting in-process", exc)
     return _local.hit_all([(key, *rate) for key, rate in zip(keys, rates, strict=True)])
+
+
+def _hit_in_redis(
+    client: AppRedis, keys: list[str], micros: list[tuple[int, int]]
+) -> tuple[bool, float]:
+    """The GCRA script once per slot (once on a single Redis), with the refund of the charged
+    slots when another refuses: (allowed, seconds to wait)."""
+    charges = SlotCharges.of(client, keys, micros)
+    if len(charges.calls) == 1:
+        _, group_keys, args = charges.calls[0]
+        script = registered_script(GCRA, client)
+        allowed, wait_us = script(keys=group_keys, args=args, client=client)
+        return bool(allowed), int(wait_us) / 1e6
+    return charges.settle(run_pipelined(charges.calls, client), client)
+
+
+@dataclass(frozen=True)
+class SlotCharges:
+    """One request's limits as one GCRA call per Cluster slot (one call on a single Redis):
+    ``calls`` can go out in any pipeline (``seckill.infrastructure.lua.run_pipelined``), and
+    :meth:`settle` turns their answers into the all-or-nothing outcome."""
+
+    keys: list[str]
+    micros: list[tuple[int, int]]  # (emission interval, period) of each key, µs
+    groups: list[list[int]]  # indexes into keys, one list per slot
+
+    @classmethod
+    def of(cls, client: AppRedis, keys: list[str], micros: list[tuple[int, int]]) -> SlotCharges:
+        if not is_cluster(client):
+            return cls(keys, micros, [list(range(len(keys)))])
+        by_slot: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            by_slot.setdefault(key_slot(key.encode()), []).append(i)
+        return cls(keys, micros, list(by_slot.values()))
+
+    @property
+    def calls(self) -> list[ScriptCall]:
+        return [
+            (GCRA, [self.keys[i] for i in group], [us for i in group for us in self.micros[i]])
+            for group in self.groups
+        ]
+
+    def settle(self, answers: list, client: AppRedis) -> tuple[bool, float]:
+        """(allowed, seconds to wait) from the calls' answers; when some slot refused, the slots
+        that charged are refunded first (one more round trip)."""
+        if all(allowed for allowed, _ in answers):
+            return True, 0.0
+        refunds = [
+            (REFUND, [self.keys[i] for i in group], [self.micros[i][0] for i in group])
+            for group, (allowed, _) in zip(self.groups, answers, strict=True)
+            if allowed
+        ]
+        if refunds:
+            run_pipelined(refunds, client)
+        return False, max(int(wait_us) for _, wait_us in answers) / 1e6
 
 
 def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:

@@ -18,7 +18,7 @@ import redis
 from django.db.models import Sum
 
 from seckill.infrastructure.lua import registered_script
-from seckill.infrastructure.redis_client import get_redis
+from seckill.infrastructure.redis_client import REDIS_OUTAGES, get_redis
 from seckill.keys import SaleKeys, sale_keys
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale, Strategy
 
@@ -334,7 +334,7 @@ def mirrored_stock(sale_ids: list[int], client: redis.Redis | None = None) -> di
         pipe.get(sale_keys(sale_id).stock)
     try:
         values = pipe.execute()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+    except REDIS_OUTAGES:
         return {}
     return {sid: int(v) for sid, v in zip(sale_ids, values, strict=True) if v is not None}
 

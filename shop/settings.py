@@ -13,6 +13,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from seckill.infrastructure.redis_client import cluster_startup_nodes, is_cluster_url
 from shop.env import database_config, env_bool, env_int, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -100,25 +101,56 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# REDIS_URL=redis+cluster://host:port[,host:port...] runs the app on a Redis Cluster
+# (seckill.infrastructure.redis_client); the broker must then be RabbitMQ (see below).
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_CLUSTER = is_cluster_url(REDIS_URL)
+if REDIS_CLUSTER:
+    try:
+        cluster_startup_nodes(REDIS_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL: {exc}") from None
 # Fail fast when Redis is away: a flash-sale request must never hang on a dead socket.
 REDIS_SOCKET_TIMEOUT = float(os.environ.get("REDIS_SOCKET_TIMEOUT", "2.0"))
 REDIS_CONNECT_TIMEOUT = float(os.environ.get("REDIS_CONNECT_TIMEOUT", "0.5"))
 
+# Nothing of the app uses Django's cache (throttles, tokens and sales have their own Redis
+# keys); on a cluster it stays in memory, since Django's Redis cache speaks to one server.
 CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "cache",
-        "OPTIONS": {
-            "socket_timeout": REDIS_SOCKET_TIMEOUT,
-            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-        },
-    }
+    "default": (
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        if REDIS_CLUSTER
+        else {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "cache",
+            "OPTIONS": {
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+            },
+        }
+    )
 }
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
+# kombu (Celery's messaging) cannot use a Redis Cluster as broker or result store: a cluster
+# deployment names RabbitMQ, and keeps no task results (no task of the app returns one).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or ("" if REDIS_CLUSTER else REDIS_URL)
+if not CELERY_BROKER_URL or is_cluster_url(CELERY_BROKER_URL):
+    raise ImproperlyConfigured(
+        "Celery cannot use a Redis Cluster as its broker (kombu has no cluster transport): "
+        "set CELERY_BROKER_URL to RabbitMQ, e.g. CELERY_BROKER_URL=amqp://guest:guest@"
+        "127.0.0.1:5672//"
+    )
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
+    None if REDIS_CLUSTER else REDIS_URL
+)
+if CELERY_RESULT_BACKEND and is_cluster_url(CELERY_RESULT_BACKEND):
+    raise ImproperlyConfigured(
+        "Celery cannot keep results on a Redis Cluster: leave CELERY_RESULT_BACKEND unset "
+        "(the app reads no task result) or name a single Redis (redis://host:port/db)"
+    )
+# A queue name of one's own (tests on a shared RabbitMQ; several deployments on one vhost).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "celery"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

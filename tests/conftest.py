@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,9 +31,9 @@ TEST_REDIS_URL = os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379
 KEEP_PREFIXES = (b"_kombu.", b"idgen:worker:")
 
 
-def empty_test_redis(client: redis.Redis) -> None:
-    """Delete every key of the test database except those in KEEP_PREFIXES."""
-    doomed = [k for k in client.scan_iter(count=1000) if not k.startswith(KEEP_PREFIXES)]
+def empty_test_redis(client: redis.Redis, keep: tuple[bytes, ...] = KEEP_PREFIXES) -> None:
+    """Delete every key of the test database except those starting with ``keep``."""
+    doomed = [k for k in client.scan_iter(count=1000) if not k.startswith(keep)]
     for start in range(0, len(doomed), 500):
         client.delete(*doomed[start : start + 500])
 
@@ -87,14 +89,12 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real Celery worker process on the test broker and test database, for the session."""
-    from shop.celery import app
-
-    log = tmp_path_factory.mktemp("celery") / "worker.log"
-    with django_db_blocker.unblock():
-        env = subprocess_env()
+@contextmanager
+def celery_worker_process(
+    env: dict[str, str], log: Path, name: str, ready: Callable[[], bool]
+) -> Iterator[subprocess.Popen]:
+    """A real Celery worker (4 threads) with ``env``, logging to ``log``; yielded once
+    ``ready()`` (polled) says it answers, terminated afterwards."""
     cmd = [
         sys.executable,
         "-m",
@@ -109,22 +109,61 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         "-l",
         "info",
         "-n",
-        f"test-{os.getpid()}@%h",
+        name,
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not app.control.ping(timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"celery worker did not start:\n{log.read_text()[-3000:]}")
-    yield proc
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        deadline = time.monotonic() + 60
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker process on the test broker and test database, for the session."""
+    from shop.celery import app
+
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    with django_db_blocker.unblock():
+        env = subprocess_env()
+    name = f"test-{os.getpid()}@%h"
+    with celery_worker_process(env, log, name, lambda: bool(app.control.ping(timeout=0.5))) as proc:
+        yield proc
+
+
+@contextmanager
+def app_redis_at(settings, url: str) -> Iterator:
+    """Point this process's app at the Redis of ``url`` (a server or ``redis+cluster://``):
+    a fresh client, worker-id lease, reconciler lease and throttle fallback; the app's client
+    is yielded. Everything goes back to the test Redis afterwards."""
+    from seckill import rate_limit, reconcile, token_cache
+    from seckill.ids import reset_generator
+    from seckill.infrastructure.redis_client import get_redis
+
+    def forget() -> None:
+        reset_generator()  # its worker-id lease lives on that Redis
+        get_redis.cache_clear()
+        reconcile._lease = None  # a LeaderLease holds the client it was made with
+        rate_limit.reset_local_fallback()
+        token_cache.reset_fallback()
+
+    settings.REDIS_URL = url
+    forget()
+    try:
+        yield get_redis()
+    finally:
+        forget()
 
 
 @pytest.fixture
@@ -132,17 +171,11 @@ def app_redis(settings):
     """The app's own Redis (stock, locks, throttles) on a private server the test may stop or
     restart; the shared test Redis is never touched that way."""
     from devtools.redis_server import RedisServer
-    from seckill.ids import reset_generator
-    from seckill.infrastructure.redis_client import get_redis
 
     server = RedisServer().start()
-    settings.REDIS_URL = server.url
-    get_redis.cache_clear()
-    reset_generator()
-    yield server
-    reset_generator()  # its worker-id lease lived on the private server
+    with app_redis_at(settings, server.url):
+        yield server
     server.stop()
-    get_redis.cache_clear()
 
 
 @pytest.fixture

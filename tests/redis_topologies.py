@@ -137,6 +137,16 @@ class RedisClusterHandle:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.servers[0].port}/0"
 
+    @property
+    def app_url(self) -> str:
+        """The app's ``REDIS_URL`` for this cluster (seckill.infrastructure.redis_client)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    def server_for(self, key: str) -> RedisServer:
+        """The master that serves ``key``'s slot."""
+        port = self.client.get_node_from_key(key).port
+        return next(s for s in self.servers if s.port == port)
+
 
 def _cluster_ok(servers: list[RedisServer]) -> bool:
     for server in servers:
@@ -164,8 +174,9 @@ def cluster_port() -> int:
         return port
 
 
-def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
-    """Start three cluster-enabled servers and join them with ``redis-cli --cluster create``."""
+def start_cluster(timeout: float = 30.0, extra_args: list[str] | None = None) -> RedisClusterHandle:
+    """Start three cluster-enabled servers and join them with ``redis-cli --cluster create``
+    (``extra_args``: more redis-server options for every node)."""
     servers: list[RedisServer] = []
     try:
         for _ in range(3):
@@ -179,6 +190,7 @@ def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "5000",
+                        *(extra_args or []),
                     ],
                 ).start()
             )
@@ -211,6 +223,13 @@ def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
         raise
 
 
+def stop_cluster(handle: RedisClusterHandle) -> None:
+    """Stop a cluster from :func:`start_cluster` and delete its servers' directories."""
+    handle.client.close()
+    for server in handle.servers:
+        _discard(server)
+
+
 @pytest.fixture(scope="session")
 def redis_cluster_handle() -> Iterator[RedisClusterHandle]:
     """The session's three-master cluster (servers, startup nodes, URL, client)."""
@@ -224,9 +243,7 @@ def redis_cluster_handle() -> Iterator[RedisClusterHandle]:
     try:
         yield handle
     finally:
-        handle.client.close()
-        for server in handle.servers:
-            _discard(server)
+        stop_cluster(handle)
 
 
 @pytest.fixture(scope="session")

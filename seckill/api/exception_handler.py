@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import redis
 from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from seckill.errors import SeckillError, error_body
+from seckill.infrastructure.redis_client import REDIS_OUTAGES
 from seckill.lock import LockUnavailableError
 
 DRF_CODES: list[tuple[type[Exception], str]] = [
@@ -31,12 +31,7 @@ DRF_CODES: list[tuple[type[Exception], str]] = [
     (exceptions.UnsupportedMediaType, "unsupported_media_type"),
     (exceptions.Throttled, "throttled"),
 ]
-OUTAGES = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    LockUnavailableError,
-    DatabaseError,
-)
+OUTAGES = (*REDIS_OUTAGES, LockUnavailableError, DatabaseError)
 
 
 def _message(detail) -> str:

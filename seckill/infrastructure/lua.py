@@ -2,19 +2,28 @@
 EVALSHA, loaded again by redis-py by itself after a Redis restart (NOSCRIPT).
 
 One way, so every script of the engine survives a restart and a failover alike, and costs the
-same one round trip (the lock library, which imports nothing of the engine, has its own)."""
+same one round trip (the lock library, which imports nothing of the engine, has its own).
+:func:`run_pipelined` sends several calls in one non-transactional pipeline: on a Redis Cluster
+a cluster pipeline, which groups the calls by node (one round trip per node, in parallel), for
+scripts whose keys cannot share a slot."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.commands.core import Script
 
-from seckill.infrastructure.redis_client import get_redis
+from seckill.infrastructure.redis_client import AppRedis, get_redis
 
 _registered: dict[tuple[int, str], Script] = {}
 
+#: One script call: (source, keys, args).
+ScriptCall = tuple[str, Sequence[str], Sequence[Any]]
 
-def registered_script(source: str, client: redis.Redis | None = None) -> Script:
+
+def registered_script(source: str, client: AppRedis | None = None) -> Script:
     """A Lua script registered once per client and source: calls go out as EVALSHA, and
     redis-py loads the script again by itself after a Redis restart (NOSCRIPT)."""
     client = client or get_redis()
@@ -23,3 +32,35 @@ def registered_script(source: str, client: redis.Redis | None = None) -> Script:
     if found is None:
         found = _registered[key] = client.register_script(source)
     return found
+
+
+def run_pipelined(calls: Sequence[ScriptCall], client: AppRedis | None = None) -> list[Any]:
+    """Every call's result, the calls sent as EVALSHA in one non-transactional pipeline.
+
+    A cluster pipeline does not load missing scripts by itself (a restarted or promoted node
+    starts with an empty script cache): on NOSCRIPT the missing scripts are loaded on every
+    master (``SCRIPT LOAD`` goes to all of them) and only the calls NOSCRIPT refused -- which
+    therefore never ran -- are sent once more. The first other error is raised."""
+    client = client or get_redis()
+    scripts = [registered_script(source, client) for source, _, _ in calls]
+    results = _send(client, scripts, calls)
+    missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+    if missing:
+        for source in {calls[i][0] for i in missing}:
+            client.script_load(source)
+        again = _send(client, [scripts[i] for i in missing], [calls[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def _send(client: AppRedis, scripts: list[Script], calls: Sequence[ScriptCall]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for script, (_, keys, args) in zip(scripts, calls, strict=True):
+        # execute_command: redis-py blocks ClusterPipeline.evalsha() because a cluster
+        # pipeline cannot load a missing script by itself; run_pipelined does that.
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    return pipe.execute(raise_on_error=False)

@@ -7,10 +7,10 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import redis
 from django.db.models import Count
 
 from seckill import stock
+from seckill.infrastructure.redis_client import REDIS_OUTAGES
 from seckill.models import Order, OrderStatus
 from shop.pages.sales import SaleCard, listed_sales, sale_cards
 
@@ -51,7 +51,7 @@ def orders_by_status() -> dict[int, dict[str, int]]:
 def _mirror(sale_id: int) -> tuple[dict | None, str | None]:
     try:
         return stock.read_mirror(sale_id), None
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except REDIS_OUTAGES as exc:
         return None, f"Redis unavailable: {exc}"
 
 

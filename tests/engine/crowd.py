@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -77,6 +78,41 @@ def run_threads(sale_id: int, buyers: Sequence[Buyer], start_at: float | None = 
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
         raise errors[0]
+    return outcomes
+
+
+def run_processes(
+    sale_id: int, buyers: Sequence[Buyer], env: dict[str, str], processes: int = 4
+) -> list[Outcome]:
+    """The buyers dealt over ``processes`` OS processes (``python -m tests.engine.crowd`` with
+    ``env``), a thread per buyer, all released at one instant once every process has imported
+    Django."""
+    from tests.conftest import ROOT
+
+    start_at = time.time() + 4.0
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.engine.crowd",
+                str(sale_id),
+                str(start_at),
+                json.dumps([b.__dict__ for b in buyers[i::processes]]),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-3000:]
+        outcomes += [Outcome(**o) for o in json.loads(out.strip().splitlines()[-1])]
     return outcomes
 
 

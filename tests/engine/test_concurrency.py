@@ -7,9 +7,6 @@ small pause inside the critical section, oversell - asserted too, so these tests
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -18,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Sum
 
 from seckill.models import LIVE_ORDER_STATUSES, Order, Sale
-from tests.conftest import ROOT, subprocess_env
-from tests.engine.crowd import Buyer, Outcome, run_threads
+from tests.conftest import subprocess_env
+from tests.engine.crowd import Buyer, Outcome, run_processes, run_threads
 from tests.engine.factories import make_sale
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,18 +26,18 @@ CROWD, USERS, STOCK = 200, 150, 50
 REPLAYS = 25  # threads that replay another thread's Idempotency-Key (same user)
 
 
-def make_crowd() -> list[Buyer]:
+def make_crowd(crowd: int = CROWD, users: int = USERS, replays: int = REPLAYS) -> list[Buyer]:
     """200 buyers over 150 users: 25 replay a key, 25 try a second order (limit is 1)."""
-    users = get_user_model().objects.bulk_create(
-        get_user_model()(username=f"crowd-{i}") for i in range(USERS)
+    accounts = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"crowd-{i}") for i in range(users)
     )
     buyers = []
-    for i in range(CROWD):
-        user = users[i % USERS]
-        if i < USERS:
+    for i in range(crowd):
+        user = accounts[i % users]
+        if i < users:
             key = f"k-{i}"
-        elif i < USERS + REPLAYS:
-            key = f"k-{i - USERS}"
+        elif i < users + replays:
+            key = f"k-{i - users}"
         else:
             key = f"second-{i}"
         buyers.append(Buyer(user.pk, key))
@@ -68,7 +65,7 @@ def assert_sold_exactly_the_stock(sale: Sale, outcomes: list[Outcome]) -> None:
     accepted = {o.order_id for o in outcomes if o.code == "ok"}
     wait_until_persisted(accepted)
     sale.refresh_from_db()
-    assert live_units(sale) == STOCK
+    assert live_units(sale) == sale.stock_total
     assert sale.stock_left == 0
     per_user = Counter(Order.objects.filter(sale=sale).values_list("buyer_id", flat=True))
     assert max(per_user.values()) == 1, "a buyer got past the per-user limit"
@@ -78,7 +75,7 @@ def assert_sold_exactly_the_stock(sale: Sale, outcomes: list[Outcome]) -> None:
         if o.code == "ok":
             by_key.setdefault((o.user_id, o.key), set()).add(o.order_id)
     assert all(len(ids) == 1 for ids in by_key.values())
-    assert Order.objects.filter(sale=sale).count() == len(accepted) == STOCK
+    assert Order.objects.filter(sale=sale).count() == len(accepted) == sale.stock_total
 
 
 @pytest.mark.parametrize("strategy", SAFE)
@@ -93,32 +90,7 @@ def test_thread_crowd_never_oversells(strategy, redis_client, eager_celery):
 def test_process_crowd_never_oversells(strategy, redis_client, celery_worker):
     """Four OS processes of 50 threads each, released at one instant, a real Celery worker."""
     sale = make_sale(stock=STOCK, strategy=strategy, per_user_limit=1)
-    crowd = make_crowd()
-    start_at = time.time() + 4.0  # every process has imported Django by then
-    env = subprocess_env()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.engine.crowd",
-                str(sale.pk),
-                str(start_at),
-                json.dumps([b.__dict__ for b in crowd[i::4]]),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(4)
-    ]
-    outcomes = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err[-3000:]
-        outcomes += [Outcome(**o) for o in json.loads(out.strip().splitlines()[-1])]
+    outcomes = run_processes(sale.pk, make_crowd(), subprocess_env())
     assert len(outcomes) == CROWD
     assert_sold_exactly_the_stock(sale, outcomes)
 
