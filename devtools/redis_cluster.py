@@ -2,10 +2,10 @@
 
 Three cluster-enabled :class:`~devtools.redis_server.RedisServer` instances joined with
 ``redis-cli --cluster create ... --cluster-replicas 0``. Their cluster-bus ports (port + 10000)
-must be free too, which :func:`cluster_port` checks. ``cluster_url`` is the app's form of the
-address, ``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3``; :func:`client_for_url`
-turns either form (that or a plain ``redis://``) into a client, for tools that read Redis
-without the app's settings.
+must be free too, which :func:`cluster_port` checks. ``RedisClusterServers.url`` is the app's
+form of the address, ``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3``;
+:func:`client_for_url` turns either form (that or a plain ``redis://``) into a client, for
+tools that read Redis without the app's settings.
 """
 
 from __future__ import annotations
@@ -109,11 +109,14 @@ class RedisClusterServers:
         self.stop()
 
 
-def start_cluster(timeout: float = 30.0, workdir: Path | None = None) -> RedisClusterServers:
+def start_cluster(
+    timeout: float = 30.0, workdir: Path | None = None, extra_args: list[str] | None = None
+) -> RedisClusterServers:
     """Start three cluster-enabled servers and join them; every node up and ``ok`` on return.
 
-    ``workdir``: a parent for the nodes' data dirs (default: temporary dirs). Nothing is
-    persisted either way; the dirs hold ``nodes.conf`` and each node's log."""
+    ``workdir``: a parent for the nodes' data dirs (default: temporary dirs); they hold
+    ``nodes.conf`` and each node's log. ``extra_args``: more redis-server options for every
+    node (no persistence unless they turn it on)."""
     servers: list[RedisServer] = []
     try:
         for _ in range(MASTERS):
@@ -129,6 +132,7 @@ def start_cluster(timeout: float = 30.0, workdir: Path | None = None) -> RedisCl
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "5000",
+                        *(extra_args or []),
                     ],
                 ).start()
             )

@@ -67,7 +67,7 @@ def server_env(
     if naive_lock_ttl is not None:
         env["SECKILL_NAIVE_LOCK_TTL"] = str(naive_lock_ttl)
     if celery_queue:
-        env["LOADTEST_CELERY_QUEUE"] = celery_queue
+        env["CELERY_TASK_DEFAULT_QUEUE"] = celery_queue
     env.update(extra or {})
     return env
 

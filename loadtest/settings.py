@@ -2,7 +2,7 @@
 
 Everything else — DEBUG, HTTPS, throttles, lock waits, fault injection — comes from the same
 environment variables shop.settings reads, so a load-test server is configured like production.
-``LOADTEST_CELERY_QUEUE`` gives a run a Celery queue of its own on a shared broker (RabbitMQ).
+``CELERY_TASK_DEFAULT_QUEUE`` gives a run a Celery queue of its own on a shared broker (RabbitMQ).
 """
 
 import os
@@ -10,4 +10,4 @@ import os
 from shop.settings import *  # noqa: F403
 
 ROOT_URLCONF = "loadtest.urls"
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("LOADTEST_CELERY_QUEUE") or "celery"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE") or "celery"

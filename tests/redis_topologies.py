@@ -9,7 +9,7 @@ free loopback port, keeps no data on disk and is stopped at the end of the sessi
   stop/kill/restart any of them (``trio.stop(1)``, ``trio.start(1)``) without affecting others.
 - ``redis_cluster``: a ``redis.cluster.RedisCluster`` client on a three-master cluster
   (``devtools.redis_cluster``: ``redis-cli --cluster create ... --cluster-replicas 0``);
-  ``redis_cluster_handle`` gives the servers, startup nodes and URLs as well (``cluster_url``:
+  ``redis_cluster_handle`` gives the servers, startup nodes and URLs as well (``app_url``:
   the app's ``redis+cluster://`` form). Mark such tests ``@pytest.mark.cluster``. It is
   session-scoped and shared: use hash-tagged keys of your own and do not stop its nodes (call
   ``start_cluster()`` for a private cluster you may break).
@@ -138,8 +138,8 @@ class RedisClusterHandle:
         return f"redis://127.0.0.1:{self.servers[0].port}/0"
 
     @property
-    def cluster_url(self) -> str:
-        """The app's form, ``redis+cluster://`` with every master as a startup node."""
+    def app_url(self) -> str:
+        """The app's ``REDIS_URL`` for this cluster (seckill.infrastructure.redis_client)."""
         return RedisClusterServers(self.servers).url
 
 
@@ -150,9 +150,10 @@ def _handle(cluster: RedisClusterServers) -> RedisClusterHandle:
     return RedisClusterHandle(cluster.servers, client)
 
 
-def start_cluster(timeout: float = 30.0) -> RedisClusterHandle:
-    """A private three-master cluster (``devtools.redis_cluster``) and a client on it."""
-    return _handle(start_cluster_servers(timeout=timeout))
+def start_cluster(timeout: float = 30.0, extra_args: list[str] | None = None) -> RedisClusterHandle:
+    """A private three-master cluster (``devtools.redis_cluster``) and a client on it
+    (``extra_args``: more redis-server options for every node)."""
+    return _handle(start_cluster_servers(timeout=timeout, extra_args=extra_args))
 
 
 @pytest.fixture(scope="session")

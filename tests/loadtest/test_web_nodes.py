@@ -124,7 +124,7 @@ def test_two_web_nodes_on_a_redis_cluster(tmp_path, redis_cluster_handle):
         check_broker(DEFAULT_AMQP_URL)
     except ConnectionError as exc:
         pytest.skip(str(exc))
-    probe = {**subprocess_env(), "REDIS_URL": redis_cluster_handle.cluster_url}
+    probe = {**subprocess_env(), "REDIS_URL": redis_cluster_handle.app_url}
     probe["DJANGO_SETTINGS_MODULE"] = "loadtest.settings"
     if reason := app_cluster_support(probe):
         pytest.skip(f"issue 18's app side has not landed: {reason}")
