@@ -20,8 +20,8 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,7 @@ def settings_of(args: argparse.Namespace, database_url: str, redis_url: str) -> 
         "redis_cluster": getattr(args, "redis_cluster", False),
         "hot_users": getattr(args, "hot_users", None),
         "hot_duration": getattr(args, "hot_duration", None),
+        "hot_rounds": getattr(args, "hot_rounds", None),
     }
 
 
@@ -162,21 +163,22 @@ class ClusterUnsupported(Exception):
 
 @dataclass
 class Deployment:
-    """What one ``run_on`` measured: the requested scenario's result and the hot-item run's."""
+    """A running deployment: its web nodes and worker, their environment, the sales prepared."""
 
-    redis_url: str
-    result: dict[str, Any] | None = None
-    hot: dict[str, Any] | None = None
+    name: str
+    stack: Stack
+    env: dict[str, str]
+    data: dict[str, Any] = field(default_factory=dict)  # empty without the scenario
 
 
-def run_on(
+@contextmanager
+def deployment(
     args: argparse.Namespace, out: Path, database_url: str, *, cluster: bool, scenario: bool
-) -> Deployment:
-    """One deployment — one private Redis, or a private Redis Cluster with RabbitMQ — with
-    ``--web-nodes`` gunicorns: the requested scenario (when ``scenario``), then with
-    ``--redis-cluster`` the hot-item run. Raises ClusterUnsupported before any load when the
-    app cannot use the cluster."""
-    shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
+) -> Iterator[Deployment]:
+    """One private Redis — or a private Redis Cluster with Celery on RabbitMQ — and
+    ``--web-nodes`` gunicorns on it, for as long as the block. With ``scenario``, the requested
+    scenario's buyers and sale are prepared (and migrations run) first. Raises
+    ClusterUnsupported before anything is prepared when the app cannot use the cluster."""
     with (
         backing_services(args, out, database_url, cluster=cluster) as redis_url,
         celery_broker(args, cluster) as broker,
@@ -191,8 +193,7 @@ def run_on(
         )
         if cluster and (reason := app_cluster_support(env)):
             raise ClusterUnsupported(reason)
-        done = Deployment(redis_url)
-        data = None
+        data = {}
         if scenario:
             data = prepare(
                 env,
@@ -203,23 +204,15 @@ def run_on(
                 per_user_limit=args.per_user_limit,
             )
         with Stack(env, out / "logs", **stack_options(args)) as stack:
-            if data is not None:
-                results = out / "locust"
-                done.result = phase(stack, env, data, args.strategy, args.scenario, shape, results)
-            if args.redis_cluster:
-                where = "Redis Cluster" if cluster else "one Redis"
-                done.hot = hot_item(args, stack, env, out / "hot", where)
-    return done
+            yield Deployment("Redis Cluster" if cluster else "one Redis", stack, env, data)
 
 
-def hot_item(
-    args: argparse.Namespace, stack: Stack, env: dict[str, str], work: Path, where: str
-) -> dict[str, Any]:
-    """Sustained demand on one item (stock and limit out of reach), audited; ``where`` names
-    the deployment in the verdict table."""
+def hot_item(args: argparse.Namespace, where: Deployment, work: Path) -> dict[str, Any]:
+    """Sustained demand on one item (stock and limit out of reach), audited; the verdict
+    table names the deployment."""
     shape = LoadShape(args.hot_users, args.hot_duration, None, args.processes)
     hot = prepare(
-        env,
+        where.env,
         work,
         users=args.users,
         strategies=[args.strategy],
@@ -227,8 +220,40 @@ def hot_item(
         per_user_limit=HOT_LIMIT,
         migrate=False,
     )
-    result = phase(stack, env, hot, args.strategy, "hot", shape, work / "locust")
-    return {**result, "scenario": f"hot ({where})"}
+    result = phase(where.stack, where.env, hot, args.strategy, "hot", shape, work / "locust")
+    return {**result, "scenario": f"hot ({where.name})", "deployment": where.name}
+
+
+def hot_rounds(
+    args: argparse.Namespace, cluster: Deployment, single: Deployment, out: Path
+) -> dict[str, Any]:
+    """``--hot-rounds`` rounds of the hot-item run on both deployments, which goes first
+    alternating (cluster, one Redis; one Redis, cluster; …), so neither always has the
+    machine's warm-up or its backlog. Returns every run and the comparison of the means."""
+    runs = []
+    for n in range(args.hot_rounds):
+        for where in (cluster, single) if n % 2 == 0 else (single, cluster):
+            slug = "cluster" if where is cluster else "single"
+            runs.append(hot_item(args, where, out / f"hot-{n + 1}-{slug}"))
+    return {"runs": runs, **hot_comparison(runs)}
+
+
+def hot_comparison(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean accepted orders/s on one hot item per deployment, their ratio and the goal."""
+
+    def mean(name: str) -> float:
+        rates = [r["accepted_rps"] for r in runs if r["deployment"] == name]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    single, cluster = mean("one Redis"), mean("Redis Cluster")
+    ratio = cluster / single if single else 0.0
+    return {
+        "single_accepted_rps": single,
+        "cluster_accepted_rps": cluster,
+        "ratio": ratio,
+        "goal": HOT_CLUSTER_GOAL,
+        "met": ratio >= HOT_CLUSTER_GOAL,
+    }
 
 
 def node_lines(result: dict[str, Any]) -> list[str]:
@@ -241,16 +266,17 @@ def node_lines(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def hot_comparison(single: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
-    """Accepted orders/s on one hot item, one Redis vs the cluster, and the goal (>= 0.8x)."""
-    ratio = cluster["accepted_rps"] / single["accepted_rps"] if single["accepted_rps"] else 0.0
-    return {
-        "single_accepted_rps": single["accepted_rps"],
-        "cluster_accepted_rps": cluster["accepted_rps"],
-        "ratio": ratio,
-        "goal": HOT_CLUSTER_GOAL,
-        "met": ratio >= HOT_CLUSTER_GOAL,
-    }
+def hot_line(args: argparse.Namespace, hot: dict[str, Any]) -> str:
+    def rates(name: str) -> str:
+        return ", ".join(f"{r['accepted_rps']:.1f}" for r in hot["runs"] if r["deployment"] == name)
+
+    return (
+        f"hot item ({args.strategy}, {args.hot_users} users, {args.hot_duration} x "
+        f"{args.hot_rounds} each, alternating, {args.web_nodes} web node(s)): "
+        f"one Redis {hot['single_accepted_rps']:.1f} accepted/s ({rates('one Redis')}), "
+        f"Redis Cluster {hot['cluster_accepted_rps']:.1f} accepted/s ({rates('Redis Cluster')}), "
+        f"ratio {hot['ratio']:.2f}x (goal >= {hot['goal']}x: {'met' if hot['met'] else 'MISSED'})"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -259,23 +285,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = new_out_dir(args, f"run-{args.strategy}-{args.scenario}")
     database_url = args.database_url or default_database_url(out)
     cluster = args.redis_cluster
-    try:
-        main = run_on(
-            args, out / "cluster" if cluster else out, database_url, cluster=cluster, scenario=True
+    shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
+    with ExitStack() as running:
+        try:
+            main = running.enter_context(
+                deployment(
+                    args,
+                    out / "cluster" if cluster else out,
+                    database_url,
+                    cluster=cluster,
+                    scenario=True,
+                )
+            )
+        except ClusterUnsupported as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        result = phase(
+            main.stack, main.env, main.data, args.strategy, args.scenario, shape, out / "locust"
         )
-    except ClusterUnsupported as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    result = main.result or {}
-    phases = [result]
-    if main.hot is not None:
-        print("the same hot-item run on one Redis (Celery on it, as without --redis-cluster)")
-        single = run_on(args, out / "single", database_url, cluster=False, scenario=False).hot
-        if single is None:
-            raise RuntimeError("the one-Redis hot-item run gave no result")
-        result["hot"] = {"cluster": main.hot, "single": single, **hot_comparison(single, main.hot)}
-        phases += [main.hot, single]
-    result["settings"] = settings_of(args, database_url, main.redis_url)
+        phases = [result]
+        if cluster:
+            print("the same stack on one Redis (Celery on it, as without --redis-cluster)")
+            single = running.enter_context(
+                deployment(args, out / "single", database_url, cluster=False, scenario=False)
+            )
+            result["hot"] = hot_rounds(args, main, single, out)
+            phases += result["hot"]["runs"]
+    result["settings"] = settings_of(args, database_url, main.env["REDIS_URL"])
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     print()
     print(report.markdown(report.verdict_table(phases)))
@@ -290,15 +326,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     passed, line = verdict_line(phases)
     print(line)
     return 0 if passed else 1
-
-
-def hot_line(args: argparse.Namespace, hot: dict[str, Any]) -> str:
-    return (
-        f"hot item ({args.strategy}, {args.hot_users} users, {args.hot_duration}, "
-        f"{args.web_nodes} web node(s)): one Redis {hot['single_accepted_rps']:.1f} accepted/s, "
-        f"Redis Cluster {hot['cluster_accepted_rps']:.1f} accepted/s, ratio {hot['ratio']:.2f}x "
-        f"(goal >= {hot['goal']}x: {'met' if hot['met'] else 'MISSED'})"
-    )
 
 
 def ceiling(
@@ -547,6 +574,12 @@ def parser() -> argparse.ArgumentParser:
         type=duration,
         default="15s",
         help="--redis-cluster: window of each hot-item run",
+    )
+    run.add_argument(
+        "--hot-rounds",
+        type=positive_int,
+        default=2,
+        help="--redis-cluster: hot-item runs on each deployment, which goes first alternating",
     )
     run.set_defaults(func=cmd_run)
 
