@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,22 +163,23 @@ class ClusterUnsupported(Exception):
 
 @dataclass
 class Deployment:
-    """A running deployment: its web nodes and worker, their environment, the sales prepared."""
+    """A deployment's backing services, running: its name and the environment naming them."""
 
     name: str
-    stack: Stack
     env: dict[str, str]
-    data: dict[str, Any] = field(default_factory=dict)  # empty without the scenario
+    out: Path
+
+    def stack(self, args: argparse.Namespace, logs: str) -> Stack:
+        """Its ``--web-nodes`` gunicorns and Celery worker (logs under ``out/logs``)."""
+        return Stack(self.env, self.out / logs, **stack_options(args))
 
 
 @contextmanager
 def deployment(
-    args: argparse.Namespace, out: Path, database_url: str, *, cluster: bool, scenario: bool
+    args: argparse.Namespace, out: Path, database_url: str, *, cluster: bool
 ) -> Iterator[Deployment]:
-    """One private Redis — or a private Redis Cluster with Celery on RabbitMQ — and
-    ``--web-nodes`` gunicorns on it, for as long as the block. With ``scenario``, the requested
-    scenario's buyers and sale are prepared (and migrations run) first. Raises
-    ClusterUnsupported before anything is prepared when the app cannot use the cluster."""
+    """One private Redis — or a private Redis Cluster with Celery on RabbitMQ — for as long as
+    the block. Raises ClusterUnsupported at once when the app cannot use the cluster."""
     with (
         backing_services(args, out, database_url, cluster=cluster) as redis_url,
         celery_broker(args, cluster) as broker,
@@ -193,23 +194,12 @@ def deployment(
         )
         if cluster and (reason := app_cluster_support(env)):
             raise ClusterUnsupported(reason)
-        data = {}
-        if scenario:
-            data = prepare(
-                env,
-                out,
-                users=args.users,
-                strategies=[args.strategy],
-                stock=args.stock,
-                per_user_limit=args.per_user_limit,
-            )
-        with Stack(env, out / "logs", **stack_options(args)) as stack:
-            yield Deployment("Redis Cluster" if cluster else "one Redis", stack, env, data)
+        yield Deployment("Redis Cluster" if cluster else "one Redis", env, out)
 
 
 def hot_item(args: argparse.Namespace, where: Deployment, work: Path) -> dict[str, Any]:
-    """Sustained demand on one item (stock and limit out of reach), audited; the verdict
-    table names the deployment."""
+    """Sustained demand on one item (stock and limit out of reach) on a freshly started stack,
+    audited; the verdict table names the deployment."""
     shape = LoadShape(args.hot_users, args.hot_duration, None, args.processes)
     hot = prepare(
         where.env,
@@ -220,7 +210,8 @@ def hot_item(args: argparse.Namespace, where: Deployment, work: Path) -> dict[st
         per_user_limit=HOT_LIMIT,
         migrate=False,
     )
-    result = phase(where.stack, where.env, hot, args.strategy, "hot", shape, work / "locust")
+    with where.stack(args, f"logs-{work.name}") as stack:
+        result = phase(stack, where.env, hot, args.strategy, "hot", shape, work / "locust")
     return {**result, "scenario": f"hot ({where.name})", "deployment": where.name}
 
 
@@ -228,8 +219,9 @@ def hot_rounds(
     args: argparse.Namespace, cluster: Deployment, single: Deployment, out: Path
 ) -> dict[str, Any]:
     """``--hot-rounds`` rounds of the hot-item run on both deployments, which goes first
-    alternating (cluster, one Redis; one Redis, cluster; …), so neither always has the
-    machine's warm-up or its backlog. Returns every run and the comparison of the means."""
+    alternating (cluster, one Redis; one Redis, cluster; …), each on a fresh stack, one stack
+    at a time (two would share the machine and PostgreSQL's connections). Returns every run
+    and the comparison of the means."""
     runs = []
     for n in range(args.hot_rounds):
         for where in (cluster, single) if n % 2 == 0 else (single, cluster):
@@ -289,25 +281,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ExitStack() as running:
         try:
             main = running.enter_context(
-                deployment(
-                    args,
-                    out / "cluster" if cluster else out,
-                    database_url,
-                    cluster=cluster,
-                    scenario=True,
-                )
+                deployment(args, out / "cluster" if cluster else out, database_url, cluster=cluster)
             )
         except ClusterUnsupported as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        result = phase(
-            main.stack, main.env, main.data, args.strategy, args.scenario, shape, out / "locust"
+        data = prepare(
+            main.env,
+            main.out,
+            users=args.users,
+            strategies=[args.strategy],
+            stock=args.stock,
+            per_user_limit=args.per_user_limit,
         )
+        results = out / "locust"
+        with main.stack(args, "logs") as stack:
+            result = phase(stack, main.env, data, args.strategy, args.scenario, shape, results)
         phases = [result]
         if cluster:
-            print("the same stack on one Redis (Celery on it, as without --redis-cluster)")
+            print("the same stack on one Redis too (Celery on it, as without --redis-cluster)")
             single = running.enter_context(
-                deployment(args, out / "single", database_url, cluster=False, scenario=False)
+                deployment(args, out / "single", database_url, cluster=False)
             )
             result["hot"] = hot_rounds(args, main, single, out)
             phases += result["hot"]["runs"]
