@@ -1,12 +1,15 @@
 """``python -m loadtest run|compare|ceiling``: real crowds against a real server, then the audit.
 
     python -m loadtest run --strategy lock --users 2000 --stock 500 --duration 30s
+    python -m loadtest run --redis-cluster --web-nodes 2   # two web nodes on a Redis Cluster
     python -m loadtest compare                      # every strategy, same scenario, one report
     python -m loadtest ceiling                      # the order path vs ping and floor, one run
 
 Each starts its own gunicorn + Celery worker on a free loopback port, against PostgreSQL
 (database ``seckill_load``, created if missing) when 127.0.0.1:5432 answers, else SQLite, and a
-private Redis unless ``--redis-url`` is given. Results go under ``reports/``.
+private Redis unless ``--redis-url`` is given. ``run --redis-cluster`` uses a private
+three-master Redis Cluster and RabbitMQ instead, then measures the same hot-item run on one
+private Redis and prints both. Results go under ``reports/``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loadtest import ceiling as yardsticks
 from loadtest import report
+from loadtest.cluster import DEFAULT_AMQP_URL, app_cluster_support, broker_queue, private_cluster
 from loadtest.preflight import PreflightError, preflight
 from loadtest.progress import Progress
 from loadtest.runner import LoadShape, audit, prepare, run_locust, run_wrk, seconds
@@ -35,6 +40,7 @@ from loadtest.verdict import verdict_line
 STRATEGIES = ["unsafe", "naive_lock", "lock", "lock_fenced", "redis_atomic", "db_row_lock"]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOT_STOCK, HOT_LIMIT = 10_000_000, 1000
+HOT_CLUSTER_GOAL = 0.8  # cluster accepted orders/s on one hot item, as a share of one Redis'
 
 
 def default_database_url(var_dir: Path) -> str:
@@ -52,16 +58,33 @@ def default_database_url(var_dir: Path) -> str:
 
 
 @contextmanager
-def backing_services(args: argparse.Namespace, var_dir: Path) -> Iterator[tuple[str, str]]:
-    """(database_url, redis_url); a private Redis lives exactly as long as the block."""
-    database_url = args.database_url or default_database_url(var_dir)
+def backing_services(
+    args: argparse.Namespace, var_dir: Path, database_url: str, cluster: bool = False
+) -> Iterator[str]:
+    """The run's Redis URL: ``--redis-url``, or a private Redis (with ``cluster``, a private
+    Redis Cluster) that lives exactly as long as the block."""
+    if cluster:
+        with private_cluster(var_dir) as servers:
+            yield servers.url
+        return
     if args.redis_url:
-        yield database_url, args.redis_url
+        yield args.redis_url
         return
     from devtools.redis_server import RedisServer
 
     with RedisServer(workdir=var_dir / "redis") as server:
-        yield database_url, server.url
+        yield server.url
+
+
+@contextmanager
+def celery_broker(args: argparse.Namespace, cluster: bool) -> Iterator[dict[str, str]]:
+    """server_env's broker options: on a cluster, RabbitMQ with a queue of the run's own
+    (deleted at the end); else none (Celery uses the run's Redis)."""
+    if not cluster:
+        yield {}
+        return
+    with broker_queue(args.amqp_url) as queue:
+        yield {"broker_url": args.amqp_url, "celery_queue": queue}
 
 
 def phase(
@@ -90,7 +113,7 @@ def phase(
         results=results, redis_url=env["REDIS_URL"], sale_id=sale_id, stock=data["stock"]
     )
     try:
-        load = run_locust(stack.url, locust_data, scenario, shape, results, progress.tick)
+        load = run_locust(stack.urls, locust_data, scenario, shape, results, progress.tick)
     finally:
         progress.close()
     print(f"    auditing sale {sale_id}", flush=True)
@@ -103,6 +126,7 @@ def stack_options(args: argparse.Namespace) -> dict[str, int]:
         "web_workers": args.web_workers,
         "web_threads": args.web_threads,
         "celery_concurrency": args.celery_concurrency,
+        "web_nodes": getattr(args, "web_nodes", 1),
     }
 
 
@@ -122,6 +146,11 @@ def settings_of(args: argparse.Namespace, database_url: str, redis_url: str) -> 
         "cpus": os.cpu_count(),
         "ceiling_users": getattr(args, "ceiling_users", None),
         "ceiling_duration": getattr(args, "ceiling_duration", None),
+        "web_nodes": getattr(args, "web_nodes", 1),
+        "redis_cluster": getattr(args, "redis_cluster", False),
+        "hot_users": getattr(args, "hot_users", None),
+        "hot_duration": getattr(args, "hot_duration", None),
+        "hot_rounds": getattr(args, "hot_rounds", None),
     }
 
 
@@ -131,37 +160,167 @@ def new_out_dir(args: argparse.Namespace, name: str) -> Path:
     return out
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """One strategy, one scenario: verdict and per-endpoint figures."""
-    out = new_out_dir(args, f"run-{args.strategy}-{args.scenario}")
-    shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
-    with backing_services(args, out) as (database_url, redis_url):
+class ClusterUnsupported(Exception):
+    """The app's Redis client factory cannot use a ``redis+cluster://`` URL (yet)."""
+
+
+@dataclass
+class Deployment:
+    """A deployment's backing services, running: its name and the environment naming them."""
+
+    name: str
+    env: dict[str, str]
+    out: Path
+
+    def stack(self, args: argparse.Namespace, logs: str) -> Stack:
+        """Its ``--web-nodes`` gunicorns and Celery worker (logs under ``out/logs``)."""
+        return Stack(self.env, self.out / logs, **stack_options(args))
+
+
+@contextmanager
+def deployment(
+    args: argparse.Namespace, out: Path, database_url: str, *, cluster: bool
+) -> Iterator[Deployment]:
+    """One private Redis — or a private Redis Cluster with Celery on RabbitMQ — for as long as
+    the block. Raises ClusterUnsupported at once when the app cannot use the cluster."""
+    with (
+        backing_services(args, out, database_url, cluster=cluster) as redis_url,
+        celery_broker(args, cluster) as broker,
+    ):
         env = server_env(
             database_url=database_url,
             redis_url=redis_url,
             var_dir=out / "var",
             critical_section_delay=args.delay,
             naive_lock_ttl=args.naive_ttl,
+            **broker,
         )
+        if cluster and (reason := app_cluster_support(env)):
+            raise ClusterUnsupported(reason)
+        yield Deployment("Redis Cluster" if cluster else "one Redis", env, out)
+
+
+def hot_item(args: argparse.Namespace, where: Deployment, work: Path) -> dict[str, Any]:
+    """Sustained demand on one item (stock and limit out of reach) on a freshly started stack,
+    audited; the verdict table names the deployment."""
+    shape = LoadShape(args.hot_users, args.hot_duration, None, args.processes)
+    hot = prepare(
+        where.env,
+        work,
+        users=args.users,
+        strategies=[args.strategy],
+        stock=HOT_STOCK,
+        per_user_limit=HOT_LIMIT,
+        migrate=False,
+    )
+    with where.stack(args, f"logs-{work.name}") as stack:
+        result = phase(stack, where.env, hot, args.strategy, "hot", shape, work / "locust")
+    return {**result, "scenario": f"hot ({where.name})", "deployment": where.name}
+
+
+def hot_rounds(
+    args: argparse.Namespace, cluster: Deployment, single: Deployment, out: Path
+) -> dict[str, Any]:
+    """``--hot-rounds`` rounds of the hot-item run on both deployments, which goes first
+    alternating (cluster, one Redis; one Redis, cluster; …), each on a fresh stack, one stack
+    at a time (two would share the machine and PostgreSQL's connections). Returns every run
+    and the comparison of the means."""
+    runs = []
+    for n in range(args.hot_rounds):
+        for where in (cluster, single) if n % 2 == 0 else (single, cluster):
+            slug = "cluster" if where is cluster else "single"
+            runs.append(hot_item(args, where, out / f"hot-{n + 1}-{slug}"))
+    return {"runs": runs, **hot_comparison(runs)}
+
+
+def hot_comparison(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean accepted orders/s on one hot item per deployment, their ratio and the goal."""
+
+    def mean(name: str) -> float:
+        rates = [r["accepted_rps"] for r in runs if r["deployment"] == name]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    single, cluster = mean("one Redis"), mean("Redis Cluster")
+    ratio = cluster / single if single else 0.0
+    return {
+        "single_accepted_rps": single,
+        "cluster_accepted_rps": cluster,
+        "ratio": ratio,
+        "goal": HOT_CLUSTER_GOAL,
+        "met": ratio >= HOT_CLUSTER_GOAL,
+    }
+
+
+def node_lines(result: dict[str, Any]) -> list[str]:
+    """With several web nodes: each node's answers and its processes' worker ids."""
+    seen = result["audit"].get("nodes", {})
+    return [
+        f"  node {url}: {count} order answers, {seen.get(url, {}).get('accepted', 0)} accepted, "
+        f"worker ids {seen.get(url, {}).get('worker_ids', [])}"
+        for url, count in result.get("nodes", {}).items()
+    ]
+
+
+def hot_line(args: argparse.Namespace, hot: dict[str, Any]) -> str:
+    def rates(name: str) -> str:
+        return ", ".join(f"{r['accepted_rps']:.1f}" for r in hot["runs"] if r["deployment"] == name)
+
+    return (
+        f"hot item ({args.strategy}, {args.hot_users} users, {args.hot_duration} x "
+        f"{args.hot_rounds} each, alternating, {args.web_nodes} web node(s)): "
+        f"one Redis {hot['single_accepted_rps']:.1f} accepted/s ({rates('one Redis')}), "
+        f"Redis Cluster {hot['cluster_accepted_rps']:.1f} accepted/s ({rates('Redis Cluster')}), "
+        f"ratio {hot['ratio']:.2f}x (goal >= {hot['goal']}x: {'met' if hot['met'] else 'MISSED'})"
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One strategy, one scenario: verdict and per-endpoint figures. With ``--redis-cluster``,
+    on a private Redis Cluster, then the hot-item run on it and on one Redis, side by side."""
+    out = new_out_dir(args, f"run-{args.strategy}-{args.scenario}")
+    database_url = args.database_url or default_database_url(out)
+    cluster = args.redis_cluster
+    shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
+    with ExitStack() as running:
+        try:
+            main = running.enter_context(
+                deployment(args, out / "cluster" if cluster else out, database_url, cluster=cluster)
+            )
+        except ClusterUnsupported as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         data = prepare(
-            env,
-            out,
+            main.env,
+            main.out,
             users=args.users,
             strategies=[args.strategy],
             stock=args.stock,
             per_user_limit=args.per_user_limit,
         )
-        with Stack(env, out / "logs", **stack_options(args)) as stack:
-            result = phase(stack, env, data, args.strategy, args.scenario, shape, out / "locust")
-    result["settings"] = settings_of(args, database_url, redis_url)
+        results = out / "locust"
+        with main.stack(args, "logs") as stack:
+            result = phase(stack, main.env, data, args.strategy, args.scenario, shape, results)
+        phases = [result]
+        if cluster:
+            print("the same stack on one Redis too (Celery on it, as without --redis-cluster)")
+            single = running.enter_context(
+                deployment(args, out / "single", database_url, cluster=False)
+            )
+            result["hot"] = hot_rounds(args, main, single, out)
+            phases += result["hot"]["runs"]
+    result["settings"] = settings_of(args, database_url, main.env["REDIS_URL"])
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     print()
-    print(report.markdown(report.verdict_table([result])))
+    print(report.markdown(report.verdict_table(phases)))
     print()
     print(report.markdown(report.endpoint_table(result)))
     print(f"\nanswers: {result['answers']}; accepted/s {result['accepted_rps']:.1f}")
+    for line in node_lines(result):
+        print(line)
+    if "hot" in result:
+        print(hot_line(args, result["hot"]))
     print(f"results in {out}")
-    passed, line = verdict_line([result])
+    passed, line = verdict_line(phases)
     print(line)
     return 0 if passed else 1
 
@@ -246,7 +405,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = new_out_dir(args, "compare")
     shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
     result: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    with backing_services(args, out) as (database_url, redis_url):
+    database_url = args.database_url or default_database_url(out)
+    with backing_services(args, out, database_url) as redis_url:
         result["settings"] = settings_of(args, database_url, redis_url)
         env = server_env(
             database_url=database_url,
@@ -436,6 +596,17 @@ class RawDescriptionWithDefaults(HelpWithDefaults, argparse.RawDescriptionHelpFo
     """The module docstring's layout kept, as the top-level description."""
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return value
+
+
 def duration(text: str) -> str:
     """An argparse type: a duration such as 30s, 2m, 1m30s (kept as written)."""
     try:
@@ -493,6 +664,41 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="naive_lock's lease in seconds (SECKILL_NAIVE_LOCK_TTL; default: the app's own)",
+    )
+    run.add_argument(
+        "--web-nodes",
+        type=positive_int,
+        default=1,
+        help="gunicorn servers on the same sale, each on its own port with its own worker-id "
+        "leases; the crowd is split between them",
+    )
+    run.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="a private three-master Redis Cluster instead of one Redis, Celery on RabbitMQ "
+        "(--amqp-url, a queue of the run's own); then the hot-item run on it and on one private "
+        "Redis, both accepted orders/s and their ratio printed (goal >= 0.8x; the exit code "
+        "is the audit's)",
+    )
+    run.add_argument(
+        "--amqp-url",
+        default=DEFAULT_AMQP_URL,
+        help="RabbitMQ for --redis-cluster (Celery cannot use a Redis Cluster as its broker)",
+    )
+    run.add_argument(
+        "--hot-users", type=int, default=64, help="--redis-cluster: users of each hot-item run"
+    )
+    run.add_argument(
+        "--hot-duration",
+        type=duration,
+        default="15s",
+        help="--redis-cluster: window of each hot-item run",
+    )
+    run.add_argument(
+        "--hot-rounds",
+        type=positive_int,
+        default=2,
+        help="--redis-cluster: hot-item runs on each deployment, which goes first alternating",
     )
     run.set_defaults(func=cmd_run)
 
@@ -572,9 +778,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check_prerequisites(args: argparse.Namespace) -> bool:
-    """Locust, the database and Redis, before any buyer is made or server started."""
+    """Locust, the database and Redis (or the cluster's tools and broker), before any buyer is
+    made or server started."""
+    cluster = getattr(args, "redis_cluster", False)
     try:
-        found = preflight(database_url=args.database_url, redis_url=args.redis_url)
+        found = preflight(
+            database_url=args.database_url,
+            redis_url=args.redis_url,
+            cluster_broker_url=args.amqp_url if cluster else None,
+        )
     except PreflightError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return False
@@ -587,7 +799,10 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if getattr(args, "redis_cluster", False) and args.redis_url:
+        p.error("--redis-cluster starts its own cluster (and one Redis): leave out --redis-url")
     if not check_prerequisites(args):
         return 2
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -33,6 +33,24 @@ def accepted_records(results: Path) -> list[dict]:
     return records
 
 
+def nodes_seen(records: list[dict]) -> dict[str, dict[str, Any]]:
+    """Per web node (several nodes on one sale): its accepted answers, and the worker ids in
+    their order ids — each node's processes lease their own, so no id appears under two."""
+    from idgen import DEFAULT_LAYOUT
+
+    nodes: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if "node" not in record:
+            continue
+        node = nodes.setdefault(record["node"], {"accepted": 0, "worker_ids": set()})
+        node["accepted"] += 1
+        node["worker_ids"].add(DEFAULT_LAYOUT.parse(int(record["order_id"])).worker_id)
+    return {
+        name: {"accepted": node["accepted"], "worker_ids": sorted(node["worker_ids"])}
+        for name, node in sorted(nodes.items())
+    }
+
+
 def wait_for_drain(sale_id: int, timeout: float) -> int:
     """Wait until no accepted order of the sale is still queued in Redis; returns those left."""
     from seckill.order_queue import queued_records
@@ -177,10 +195,12 @@ def audit_sale(sale_id: int, results: Path, drain_timeout: float = 60.0) -> dict
     """
     quiet = wait_for_quiet(sale_id, drain_timeout)
     left = wait_for_drain(sale_id, drain_timeout)
+    records = accepted_records(results)
     with snapshot():
-        verdict = count(sale_id, accepted_records(results))
+        verdict = count(sale_id, records)
     verdict["queued_left"] = left
     verdict["settled"] = quiet
+    verdict["nodes"] = nodes_seen(records)
     verdict["project_audit"] = project_audit(sale_id)
     # A sale key that never expires is a leak on a shared Redis: it fails the run too.
     verdict["keys_without_ttl"] = verdict["project_audit"].get("keys_without_ttl", [])

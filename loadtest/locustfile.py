@@ -8,6 +8,9 @@ Configured by environment variables that ``python -m loadtest`` sets:
   Locust's own stats cannot say: every accepted order (id, buyer, Idempotency-Key) and the
   count of each answer (201, 202, 409 sold_out, 429 busy ...).
 - ``LOADTEST_PROCESSES``: how many Locust worker processes share the token list.
+- ``LOADTEST_HOSTS``: comma-separated base URLs of several web nodes serving one sale (default:
+  Locust's ``--host`` alone). Each user is given one by its index, so the crowd is split evenly
+  between the nodes, and every order answer is recorded with the node that gave it.
 
 Scenarios are user classes (pass their names on Locust's command line):
 
@@ -52,9 +55,12 @@ if os.environ.get("LOADTEST_DATA"):
     DATA = json.loads(Path(os.environ["LOADTEST_DATA"]).read_text())
 RESULTS = Path(os.environ.get("LOADTEST_RESULTS", "."))
 PROCESSES = max(1, int(os.environ.get("LOADTEST_PROCESSES", "1")))
+HOSTS = [host for host in os.environ.get("LOADTEST_HOSTS", "").split(",") if host]
 
-# What this process saw: answer counts, and the accepted orders (written as they come).
+# What this process saw: answer counts (in all and per node), and the accepted orders (written
+# as they come).
 answers: Counter[str] = Counter()
+node_answers: Counter[str] = Counter()
 _accepted_file = None
 _sequence = itertools.count()
 
@@ -81,11 +87,25 @@ def _write_answers(environment, **_kwargs) -> None:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"answers-{os.getpid()}.json").write_text(json.dumps(dict(answers)))
+    (RESULTS / f"nodes-{os.getpid()}.json").write_text(json.dumps(dict(node_answers)))
     if _accepted_file is not None:
         _accepted_file.close()
 
 
-class Buyer(FastHttpUser):
+class NodeUser(FastHttpUser):
+    """A user with an index unique across Locust processes, and the web node it talks to."""
+
+    abstract = True
+
+    def __init__(self, environment) -> None:
+        worker = getattr(environment.runner, "worker_index", 0) or 0
+        self.index = worker + next(_sequence) * PROCESSES
+        if HOSTS:  # before FastHttpUser builds its session on self.host
+            self.host = HOSTS[self.index % len(HOSTS)]
+        super().__init__(environment)
+
+
+class Buyer(NodeUser):
     """A registered buyer holding an API token; subclasses decide how to shop."""
 
     abstract = True
@@ -93,8 +113,7 @@ class Buyer(FastHttpUser):
 
     def on_start(self) -> None:
         tokens = DATA[self.tokens_key]
-        worker = getattr(self.environment.runner, "worker_index", 0) or 0
-        self.token = tokens[(worker + next(_sequence) * PROCESSES) % len(tokens)]
+        self.token = tokens[self.index % len(tokens)]
         self.sale_id = DATA["sale_id"]
         self.headers = {"Authorization": f"Token {self.token}"}
 
@@ -115,12 +134,14 @@ class Buyer(FastHttpUser):
             except ValueError:
                 body = None
             answers[_answer_label(status, body)] += 1
+            node_answers[self.host] += 1
             if status in (200, 201, 202) and body and "order_id" in body:
                 line = {
                     "order_id": str(body["order_id"]),
                     "status": status,
                     "token": self.token[:12],
                     "key": key,
+                    "node": self.host,
                 }
                 _accepted_log().write(json.dumps(line) + "\n")
                 response.success()
@@ -235,7 +256,7 @@ class HotBuyer(Buyer):
         self.place(f"hot-{uuid.uuid4().hex}")
 
 
-class Yardstick(FastHttpUser):
+class Yardstick(NodeUser):
     """A yardstick view at full speed; its answers are counted like orders are, so the
     runner's figures survive a master that missed its workers' last stats reports."""
 

@@ -72,10 +72,34 @@ def check_redis(url: str | None) -> str:
         raise PreflightError(f"no redis-server to start: {exc}") from None
 
 
-def preflight(*, database_url: str | None, redis_url: str | None) -> list[str]:
-    """What the run will use, one item each; raises PreflightError on the first gap."""
+def check_cluster_tools(broker_url: str) -> list[str]:
+    """A cluster run: ``redis-cli`` to join the private cluster, and the broker answering."""
+    from devtools.redis_server import find_redis_cli
+    from loadtest.cluster import check_broker
+
+    try:
+        cli = find_redis_cli()
+    except Exception as exc:
+        raise PreflightError(f"--redis-cluster needs redis-cli: {exc}") from None
+    try:
+        broker = check_broker(broker_url)
+    except ConnectionError as exc:
+        raise PreflightError(
+            f"--redis-cluster sends Celery's tasks through RabbitMQ: {exc} (start RabbitMQ, or "
+            "pass --amqp-url)"
+        ) from None
+    return [f"private Redis Cluster ({cli})", broker]
+
+
+def preflight(
+    *, database_url: str | None, redis_url: str | None, cluster_broker_url: str | None = None
+) -> list[str]:
+    """What the run will use, one item each; raises PreflightError on the first gap.
+    ``cluster_broker_url``: a cluster run, whose Celery broker that is."""
     found = [check_locust()]
     if database_url:
         found.append(check_database(database_url))
+    if cluster_broker_url:
+        return found + check_cluster_tools(cluster_broker_url)
     found.append(check_redis(redis_url))
     return found

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from devtools.redis_cluster import client_for_url
 from loadtest.scenarios import ORDER
 from seckill.keys import sale_keys
 
@@ -23,7 +24,8 @@ class Progress:
         self.results = results
         self.sale_id = sale_id
         self.stock = stock
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # a redis+cluster:// URL gives a cluster client: the stock key's slot decides the node
+        self.redis = client_for_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
     def order_stats(self) -> tuple[int, str]:
         """(order requests so far, p99 of the last 10 s in ms) from Locust's history file."""

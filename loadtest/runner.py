@@ -123,9 +123,10 @@ def endpoint_stats(csv_path: Path) -> dict[str, dict[str, float]]:
     return stats
 
 
-def gather_answers(results: Path) -> dict[str, int]:
+def gather_answers(results: Path, kind: str = "answers") -> dict[str, int]:
+    """The per-process counts of one kind (``answers``: by answer; ``nodes``: by web node)."""
     total: Counter[str] = Counter()
-    for path in results.glob("answers-*.json"):
+    for path in results.glob(f"{kind}-*.json"):
         total.update(json.loads(path.read_text()))
     return dict(sorted(total.items()))
 
@@ -142,7 +143,7 @@ class LoadShape:
 
 
 def run_locust(
-    url: str,
+    url: str | list[str],
     data: dict[str, Any],
     scenario: str,
     shape: LoadShape,
@@ -150,9 +151,12 @@ def run_locust(
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """Locust headless against ``url``; bounded by ``--run-time`` and by a hard timeout.
+    A list of URLs splits the crowd between those web nodes (one each by user index).
     ``progress(elapsed_seconds)`` is called about once a second while it runs."""
-    if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
-        raise ValueError(f"load only ever targets loopback, not {url}")
+    urls = [url] if isinstance(url, str) else list(url)
+    for target in urls:
+        if not target.startswith(("http://127.0.0.1:", "http://localhost:")):
+            raise ValueError(f"load only ever targets loopback, not {target}")
     results.mkdir(parents=True, exist_ok=True)
     data_file = results / "locust-data.json"
     data_file.write_text(json.dumps(data))
@@ -166,7 +170,7 @@ def run_locust(
         str(LOCUSTFILE),
         "--headless",
         "--host",
-        url,
+        urls[0],
         "-u",
         str(shape.users),
         "-r",
@@ -194,6 +198,7 @@ def run_locust(
         "LOADTEST_RESULTS": str(results),
         "LOADTEST_PROCESSES": str(shape.processes),
         "LOADTEST_GREEDY_CONNECTIONS": str(shape.greedy_connections),
+        "LOADTEST_HOSTS": ",".join(urls) if len(urls) > 1 else "",
     }
     with generator_cpu() as cpu:
         proc = start_group(cmd, env, results / "locust.log")
@@ -219,6 +224,7 @@ def run_locust(
         "generator": "locust",
         "endpoints": endpoints,
         "answers": answers,
+        "nodes": gather_answers(results, "nodes"),
         **accepted_rate(endpoints.get(ORDER), answers),
         "elapsed_s": run_time,
         "generator_cpu_s": cpu["cpu_s"],

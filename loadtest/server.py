@@ -35,9 +35,15 @@ def server_env(
     base: dict[str, str] | None = None,
     critical_section_delay: float = 0.0,
     naive_lock_ttl: float | None = None,
+    broker_url: str | None = None,
+    celery_queue: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Production-like settings for every process of a run (web, worker, prepare, audit)."""
+    """Production-like settings for every process of a run (web, worker, prepare, audit).
+
+    Celery uses ``redis_url`` as broker and result backend unless ``broker_url`` names another
+    broker (RabbitMQ: a Redis Cluster cannot be one); then there is no result backend (nothing
+    reads task results) and ``celery_queue`` names the run's own queue on it."""
     env = dict(os.environ if base is None else base)
     env.update(
         DJANGO_SETTINGS_MODULE="loadtest.settings",
@@ -46,8 +52,8 @@ def server_env(
         SECRET_KEY=env.get("SECRET_KEY") or secrets.token_urlsafe(50),
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
-        CELERY_BROKER_URL=redis_url,
-        CELERY_RESULT_BACKEND=redis_url,
+        CELERY_BROKER_URL=broker_url or redis_url,
+        CELERY_RESULT_BACKEND="" if broker_url else redis_url,  # "": no result backend
         SECKILL_VAR_DIR=str(var_dir),
         SECKILL_THROTTLE_ORDER=RAISED_RATE,
         SECKILL_THROTTLE_ORDER_IP=RAISED_RATE,
@@ -60,6 +66,8 @@ def server_env(
     )
     if naive_lock_ttl is not None:
         env["SECKILL_NAIVE_LOCK_TTL"] = str(naive_lock_ttl)
+    if celery_queue:
+        env["CELERY_TASK_DEFAULT_QUEUE"] = celery_queue
     env.update(extra or {})
     return env
 
@@ -107,9 +115,25 @@ def health(url: str, timeout: float = 2.0) -> dict | None:
         return None
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 @dataclass
 class Stack:
-    """gunicorn + Celery worker on 127.0.0.1; ``with Stack(env, log_dir) as stack: stack.url``."""
+    """gunicorn + Celery worker on 127.0.0.1; ``with Stack(env, log_dir) as stack: stack.url``.
+
+    ``web_nodes`` > 1 starts that many gunicorn servers, each on its own port (``stack.urls``),
+    as separate machines would run them: each has its own idgen host-lock directory, so the
+    web processes of different nodes are kept from each other's worker ids by their Redis leases
+    alone, as on separate hosts. One Celery worker serves them all.
+    """
 
     env: dict[str, str]
     log_dir: Path
@@ -119,22 +143,39 @@ class Stack:
     web_workers: int = 6
     web_threads: int = 4
     celery_concurrency: int = 8
-    port: int = field(default_factory=free_port)
+    web_nodes: int = 1
+    ports: list[int] = field(default_factory=list)
+    # gunicorn of the first node, the Celery worker, then the other nodes' gunicorns
     procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.web_nodes < 1:
+            raise ValueError("web_nodes must be at least 1")
+        if not self.ports:
+            self.ports = distinct_free_ports(self.web_nodes)
+        if len(self.ports) != self.web_nodes:
+            raise ValueError(f"{self.web_nodes} web nodes need as many ports, not {self.ports}")
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.urls[0]
 
-    def start(self, timeout: float = 60.0) -> Stack:
-        py = sys.executable
-        web = [
-            py,
+    def web_command(self, port: int) -> list[str]:
+        return [
+            sys.executable,
             "-m",
             "gunicorn",
             "shop.wsgi:application",
             "--bind",
-            f"127.0.0.1:{self.port}",
+            f"127.0.0.1:{port}",
             "--worker-class",
             "gthread",
             "--workers",
@@ -152,8 +193,10 @@ class Stack:
             "--log-level",
             "warning",
         ]
-        worker = [
-            py,
+
+    def worker_command(self) -> list[str]:
+        return [
+            sys.executable,
             "-m",
             "celery",
             "-A",
@@ -169,11 +212,26 @@ class Stack:
             "-n",
             f"loadtest-{self.port}@%h",
         ]
+
+    def own_lock_dir(self, name: str) -> dict[str, str]:
+        """With several nodes, a process group's own idgen host-lock dir, as on its own host."""
+        if self.web_nodes == 1:
+            return {}
+        var = Path(self.env.get("SECKILL_VAR_DIR") or self.log_dir)
+        return {"SECKILL_IDGEN_LOCK_DIR": str(var / name / "idgen")}
+
+    def start(self, timeout: float = 60.0) -> Stack:
+        # A pool as large as a process's threads: no more PostgreSQL connections than used.
+        web_env = {"DB_POOL_MAX_SIZE": str(self.web_threads), **self.env}
         try:
-            # A pool as large as a process's threads: no more PostgreSQL connections than used.
-            web_env = {"DB_POOL_MAX_SIZE": str(self.web_threads), **self.env}
-            self.procs.append(start_group(web, web_env, self.log_dir / "gunicorn.log"))
-            self.procs.append(start_group(worker, self.env, self.log_dir / "celery.log"))
+            for node, port in enumerate(self.ports):
+                name = "gunicorn.log" if self.web_nodes == 1 else f"gunicorn-{node}.log"
+                env = {**web_env, **self.own_lock_dir(f"node-{node}")}
+                self.procs.append(start_group(self.web_command(port), env, self.log_dir / name))
+                if node == 0:
+                    env = {**self.env, **self.own_lock_dir("worker")}
+                    log = self.log_dir / "celery.log"
+                    self.procs.append(start_group(self.worker_command(), env, log))
             self.wait_healthy(timeout)
         except BaseException:
             self.stop()
@@ -181,17 +239,22 @@ class Stack:
         return self
 
     def wait_healthy(self, timeout: float) -> None:
+        """Every node's /healthz ok (database, Redis, a Celery worker, its worker-id lease)."""
         deadline = time.monotonic() + timeout
+        waiting = list(self.urls)
         report = None
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{proc.args[2]} exited early; see logs in {self.log_dir}")
-            report = health(self.url)
+            report = health(waiting[0])
             if report and report.get("status") == "ok":
-                return
+                waiting.pop(0)
+                if not waiting:
+                    return
+                continue
             time.sleep(0.3)
-        raise TimeoutError(f"{self.url}/healthz not ok after {timeout:.0f}s: {report}")
+        raise TimeoutError(f"{waiting[0]}/healthz not ok after {timeout:.0f}s: {report}")
 
     def stop(self) -> None:
         while self.procs:

@@ -8,8 +8,9 @@ free loopback port, keeps no data on disk and is stopped at the end of the sessi
   session-scoped servers: each test starts with all three running and empty, so a test may
   stop/kill/restart any of them (``trio.stop(1)``, ``trio.start(1)``) without affecting others.
 - ``redis_cluster``: a ``redis.cluster.RedisCluster`` client on a three-master cluster
-  (``redis-cli --cluster create ... --cluster-replicas 0``); ``redis_cluster_handle`` gives the
-  servers, startup nodes and URL as well. Mark such tests ``@pytest.mark.cluster``. It is
+  (``devtools.redis_cluster``: ``redis-cli --cluster create ... --cluster-replicas 0``);
+  ``redis_cluster_handle`` gives the servers, startup nodes and URLs as well (``app_url``:
+  the app's ``redis+cluster://`` form). Mark such tests ``@pytest.mark.cluster``. It is
   session-scoped and shared: use hash-tagged keys of your own and do not stop its nodes (call
   ``start_cluster()`` for a private cluster you may break).
 """
@@ -17,9 +18,6 @@ free loopback port, keeps no data on disk and is stopped at the end of the sessi
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -29,7 +27,9 @@ from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from devtools.redis_server import RedisServer, find_redis_cli, free_port
+from devtools.redis_cluster import RedisClusterServers, start_cluster_retrying
+from devtools.redis_cluster import start_cluster as start_cluster_servers
+from devtools.redis_server import RedisServer
 
 
 def client_options() -> dict:
@@ -140,7 +140,7 @@ class RedisClusterHandle:
     @property
     def app_url(self) -> str:
         """The app's ``REDIS_URL`` for this cluster (seckill.infrastructure.redis_client)."""
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+        return RedisClusterServers(self.servers).url
 
     def server_for(self, key: str) -> RedisServer:
         """The master that serves ``key``'s slot."""
@@ -148,79 +148,17 @@ class RedisClusterHandle:
         return next(s for s in self.servers if s.port == port)
 
 
-def _cluster_ok(servers: list[RedisServer]) -> bool:
-    for server in servers:
-        try:
-            with redis.Redis(host="127.0.0.1", port=server.port, **client_options()) as client:
-                info = client.cluster("info")
-        except redis.RedisError:
-            return False
-        if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) < 3:
-            return False
-    return True
-
-
-def cluster_port() -> int:
-    """A free port whose cluster-bus port (port + 10000) is valid and free too."""
-    while True:
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
+def _handle(cluster: RedisClusterServers) -> RedisClusterHandle:
+    client = RedisCluster(
+        startup_nodes=[ClusterNode("127.0.0.1", port) for port in cluster.ports], **client_options()
+    )
+    return RedisClusterHandle(cluster.servers, client)
 
 
 def start_cluster(timeout: float = 30.0, extra_args: list[str] | None = None) -> RedisClusterHandle:
-    """Start three cluster-enabled servers and join them with ``redis-cli --cluster create``
+    """A private three-master cluster (``devtools.redis_cluster``) and a client on it
     (``extra_args``: more redis-server options for every node)."""
-    servers: list[RedisServer] = []
-    try:
-        for _ in range(3):
-            servers.append(
-                RedisServer(
-                    port=cluster_port(),
-                    extra_args=[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "5000",
-                        *(extra_args or []),
-                    ],
-                ).start()
-            )
-        subprocess.run(
-            [
-                str(find_redis_cli()),
-                "--cluster",
-                "create",
-                *[f"127.0.0.1:{s.port}" for s in servers],
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=timeout,
-        )
-        deadline = time.monotonic() + timeout
-        while not _cluster_ok(servers):
-            if time.monotonic() > deadline:
-                raise TimeoutError("Redis Cluster did not reach cluster_state:ok")
-            time.sleep(0.1)
-        client = RedisCluster(
-            startup_nodes=[ClusterNode("127.0.0.1", s.port) for s in servers], **client_options()
-        )
-        return RedisClusterHandle(servers, client)
-    except BaseException:
-        for server in servers:
-            _discard(server)
-        raise
+    return _handle(start_cluster_servers(timeout=timeout, extra_args=extra_args))
 
 
 def stop_cluster(handle: RedisClusterHandle) -> None:
@@ -233,13 +171,7 @@ def stop_cluster(handle: RedisClusterHandle) -> None:
 @pytest.fixture(scope="session")
 def redis_cluster_handle() -> Iterator[RedisClusterHandle]:
     """The session's three-master cluster (servers, startup nodes, URL, client)."""
-    for attempt in range(3):  # a port picked as free can be taken by a neighbour meanwhile
-        try:
-            handle = start_cluster()
-            break
-        except (RuntimeError, subprocess.CalledProcessError):
-            if attempt == 2:
-                raise
+    handle = _handle(start_cluster_retrying())  # retried: a free port can be taken meanwhile
     try:
         yield handle
     finally:
