@@ -17,11 +17,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from devtools.redis_server import RedisServer, find_redis_cli, free_port
+from seckill.infrastructure.redis_urls import (
+    CLUSTER_SCHEME,
+    cluster_startup_nodes,
+    is_cluster_url,
+    url_credentials,
+)
 
-CLUSTER_SCHEME = "redis+cluster"
 MASTERS = 3
 
 
@@ -39,29 +43,14 @@ def cluster_port() -> int:
         return port
 
 
-def cluster_nodes(url: str) -> list[tuple[str, int]]:
-    """(host, port) of each startup node of a ``redis+cluster://h:p[,h:p...]`` URL."""
-    parts = urlsplit(url)
-    if parts.scheme != CLUSTER_SCHEME:
-        raise ValueError(f"not a {CLUSTER_SCHEME}:// URL: {url!r}")
-    nodes = []
-    for node in parts.netloc.rpartition("@")[2].split(","):
-        host, _, port = node.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"{url!r}: each node is host:port, not {node!r}")
-        nodes.append((host, int(port)))
-    return nodes
-
-
 def client_for_url(url: str, **options: Any):
     """A ``RedisCluster`` for a ``redis+cluster://`` URL, else ``redis.Redis.from_url``."""
     import redis
-    from redis.cluster import ClusterNode, RedisCluster
+    from redis.cluster import RedisCluster
 
-    if urlsplit(url).scheme != CLUSTER_SCHEME:
+    if not is_cluster_url(url):
         return redis.Redis.from_url(url, **options)
-    startup = [ClusterNode(host, port) for host, port in cluster_nodes(url)]
-    return RedisCluster(startup_nodes=startup, **options)
+    return RedisCluster(startup_nodes=cluster_startup_nodes(url), **url_credentials(url), **options)
 
 
 def _cluster_ok(servers: list[RedisServer]) -> bool:

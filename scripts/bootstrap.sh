@@ -159,14 +159,14 @@ seckill_requirements() {
 
 seckill_local_redis_port() { echo "${SECKILL_LOCAL_REDIS_PORT:-6379}"; }
 
-# Exit 0 when the Redis at URL answers PING (redis-py; needs the venv's requirements).
+# Exit 0 when the Redis (or Redis Cluster) at URL answers PING (needs the venv's requirements).
 seckill_redis_probe() {
   "$SECKILL_PY" - "$1" >/dev/null 2>&1 <<'EOF'
 import sys
 
-import redis
+from devtools.redis_cluster import client_for_url  # redis:// or redis+cluster://
 
-redis.Redis.from_url(sys.argv[1], socket_timeout=1, socket_connect_timeout=1).ping()
+client_for_url(sys.argv[1], socket_timeout=1, socket_connect_timeout=1).ping()
 EOF
 }
 

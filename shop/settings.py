@@ -13,7 +13,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from seckill.infrastructure.redis_client import cluster_startup_nodes, is_cluster_url
+from seckill.infrastructure.redis_urls import cluster_startup_nodes, is_cluster_url
 from shop.env import database_config, env_bool, env_int, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent

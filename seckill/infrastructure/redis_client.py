@@ -11,15 +11,14 @@ pipelines, which split their commands by node on purpose.
 from __future__ import annotations
 
 from functools import cache
-from urllib.parse import unquote, urlsplit
 
 import redis
 from django.conf import settings
 from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-CLUSTER_SCHEME = "redis+cluster"
+from seckill.infrastructure.redis_urls import cluster_startup_nodes, is_cluster_url, url_credentials
 
 # One quick retry: enough to replace a pooled connection that a Redis restart left dead, not the
 # library default's several backed-off attempts that turn an outage into multi-second requests.
@@ -38,42 +37,6 @@ REDIS_OUTAGES: tuple[type[Exception], ...] = (
 AppRedis = redis.Redis | RedisCluster
 
 
-def is_cluster_url(url: str) -> bool:
-    return urlsplit(url).scheme == CLUSTER_SCHEME
-
-
-def cluster_startup_nodes(url: str) -> list[ClusterNode]:
-    """The ``host:port`` list of a ``redis+cluster://`` URL (port 6379 when left out).
-
-    Raises ValueError for another scheme, no node, a database other than 0 (a cluster has only
-    database 0) or a bad port, so a typo fails at start-up rather than on the first request."""
-    parts = urlsplit(url)
-    if parts.scheme != CLUSTER_SCHEME:
-        raise ValueError(f"not a {CLUSTER_SCHEME}:// URL: {url!r}")
-    if parts.path.strip("/") not in ("", "0"):
-        raise ValueError(f"a Redis Cluster has only database 0, not {parts.path!r} ({url!r})")
-    netloc = parts.netloc.rpartition("@")[2]
-    nodes = []
-    for item in filter(None, (n.strip() for n in netloc.split(","))):
-        host, _, port = item.rpartition(":") if ":" in item else (item, "", "6379")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"bad cluster node {item!r} in {url!r} (use host:port)")
-        nodes.append(ClusterNode(host.strip("[]"), int(port)))
-    if not nodes:
-        raise ValueError(f"no cluster node in {url!r} (use {CLUSTER_SCHEME}://host:port,…)")
-    return nodes
-
-
-def _credentials(url: str) -> dict[str, str]:
-    parts = urlsplit(url)
-    out = {}
-    if parts.username:
-        out["username"] = unquote(parts.username)
-    if parts.password:
-        out["password"] = unquote(parts.password)
-    return out
-
-
 def make_client(url: str) -> AppRedis:
     """A client for ``url`` with the app's timeouts: a dead node fails a request fast."""
     options = {
@@ -85,7 +48,7 @@ def make_client(url: str) -> AppRedis:
     }
     if is_cluster_url(url):
         return RedisCluster(
-            startup_nodes=cluster_startup_nodes(url), **_credentials(url), **options
+            startup_nodes=cluster_startup_nodes(url), **url_credentials(url), **options
         )
     return redis.Redis.from_url(url, **options)
 

@@ -8,7 +8,8 @@ import json
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
-from seckill.infrastructure.redis_client import cluster_startup_nodes, is_cluster_url, make_client
+from seckill.infrastructure.redis_client import make_client
+from seckill.infrastructure.redis_urls import cluster_startup_nodes, is_cluster_url
 from tests.foundation.test_settings import load_settings
 
 CLUSTER = "redis+cluster://10.0.0.1:7000,10.0.0.2:7001"
