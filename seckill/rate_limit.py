@@ -140,7 +140,7 @@ def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
     rates = [(period / num_requests, float(period)) for _, num_requests, period in limits]
     if _backoff.available():
         client = get_redis()
-        args = [round(seconds * 1e6) for rate in rates for seconds in rate]
+        args = [arg for _, n, period in limits for arg in gcra_args(n, period)]
         try:
             allowed, wait_us = registered_script(GCRA, client)(keys=keys, args=args, client=client)
             return bool(allowed), int(wait_us) / 1e6
@@ -148,6 +148,21 @@ def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
             _backoff.failed()
             log.warning("throttle: Redis unavailable (%s); limiting in-process", exc)
     return _local.hit_all([(key, *rate) for key, rate in zip(keys, rates, strict=True)])
+
+
+def gcra_args(num_requests: int, period: float) -> tuple[int, int]:
+    """The GCRA script's arguments for one limit: emission interval and period, in µs."""
+    return round(period / num_requests * 1e6), round(period * 1e6)
+
+
+def redis_usable() -> bool:
+    """False while this process skips Redis after a failure (the in-process limiter decides)."""
+    return _backoff.available()
+
+
+def redis_failed() -> None:
+    """Another caller that counts these limits in Redis (the admission gate) saw it fail."""
+    _backoff.failed()
 
 
 def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:
@@ -213,13 +228,20 @@ def purchase_token_wait(*, buyer_id: int | None, address: str) -> float:
     )
 
 
+BUYER_IDENT_PREFIX = "u"  # per-buyer limits count "u<buyer id>"
+
+
+def buyer_ident(buyer_id: int | None, address: str) -> str:
+    """Whom a per-buyer limit counts: the buyer, or (anonymous) the address."""
+    return address if buyer_id is None else f"{BUYER_IDENT_PREFIX}{buyer_id}"
+
+
 def _buyer_and_address(
     buyer_scope: str, address_scope: str, *, buyer_id: int | None, address: str
 ) -> float:
     """One request against a per-buyer and a per-address limit (an anonymous buyer counts by
     address), in one round trip; 0.0 when allowed, else the seconds to wait."""
-    buyer = address if buyer_id is None else f"u{buyer_id}"
-    return hit_scopes({buyer_scope: buyer, address_scope: address})
+    return hit_scopes({buyer_scope: buyer_ident(buyer_id, address), address_scope: address})
 
 
 def normalised_username(username: str) -> str:
