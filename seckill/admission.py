@@ -169,12 +169,17 @@ def admit(
     if not (token_cache.redis_usable() and rate_limit.redis_usable()):
         return None
     client = client or get_redis()
-    buyer_key_prefix = rate_limit.scoped_key("order", rate_limit.BUYER_IDENT_PREFIX)
+    buyer_limit, address_limit = _limit_args("order"), _limit_args("order_ip")
+    # An unlimited scope's key is not even named (it is never touched).
+    buyer_key_prefix = (
+        rate_limit.scoped_key("order", rate_limit.BUYER_IDENT_PREFIX) if buyer_limit[0] else ""
+    )
+    address_key = rate_limit.scoped_key("order_ip", address) if address_limit[0] else ""
     args: list = [
         " ".join(token_cache.USER_FIELDS),
         buyer_key_prefix,
-        *_limit_args("order"),
-        *_limit_args("order_ip"),
+        *buyer_limit,
+        *address_limit,
         int(mode),
         idempotency_key,
     ]
@@ -190,7 +195,7 @@ def admit(
         ]
     keys = [
         token_cache.cache_key(token_key),
-        rate_limit.scoped_key("order_ip", address),
+        address_key,
         *stock.reservation_keys(sale.pk),
     ]
     try:
