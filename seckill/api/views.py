@@ -29,7 +29,7 @@ from seckill.api.serializers import (
     order_body,
 )
 from seckill.api.throttles import AuthThrottle, OrderPlacementThrottles, PurchaseTokenThrottles
-from seckill.errors import NotFound
+from seckill.errors import NotFound, SoldOut
 from seckill.ids import MAX_ORDER_ID
 from seckill.models import Sale
 from seckill.placement import (
@@ -152,6 +152,15 @@ class PlaceOrderView(APIView):
         if self.admitted.admission.wait:
             self.throttled(request, self.admitted.admission.wait)
         return None
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """A sold-out answer is what most of a flash crowd gets: not a warning worth a log line
+        each (Django's request logger writes one per 4xx unless the response says it was
+        logged), which cost a fifth of that answer's time in a profile."""
+        response = super().handle_exception(exc)
+        if isinstance(exc, SoldOut):
+            response._has_been_logged = True
+        return response
 
     @extend_schema(
         request=PlaceOrderSerializer,

@@ -5,6 +5,7 @@ asking for another quantity is 422 ``idempotency_mismatch``."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -154,3 +155,13 @@ def test_redis_down_is_503_fast_and_sells_nothing(make_client, app_redis):
         assert response.json()["error"]["code"] == "unavailable"
         assert response["Retry-After"]
     assert not Order.objects.filter(sale=sale).exists()
+
+
+def test_sold_out_answers_are_not_logged_as_warnings_other_refusals_are(make_client, caplog):
+    sale = make_sale(stock=0)
+    buyer = make_client()
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert order(buyer, sale).status_code == 409
+        assert not caplog.records
+        assert order(buyer, sale, 0).status_code == 400
+    assert [record.status_code for record in caplog.records] == [400]
