@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import itertools
 import os
 import pstats
 import statistics
@@ -107,9 +108,14 @@ def setup_sales() -> dict[str, Callable[[], object]]:
     client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="localhost")
     body = b'{"quantity": 1}'
 
+    keys = itertools.count()
+
     def post(url: str, expected: int) -> Callable[[], object]:
-        def call() -> object:
-            response = client.post(url, body, content_type="application/json")
+        def call() -> object:  # a fresh Idempotency-Key each, as real clients send
+            key = f"bench-{next(keys)}"
+            response = client.post(
+                url, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY=key
+            )
             assert response.status_code == expected, (url, response.status_code, response.content)
             return response
 
