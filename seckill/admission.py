@@ -16,16 +16,21 @@ path (DRF's authentication, throttles, then :func:`seckill.placement.place_order
 today's answer: no cache entry or a revocation's tombstone (the database decides, as DRF does),
 Redis recently failed or failing now (the token cache and the throttles fall back as before).
 Nothing is charged or reserved unless the cached token is valid, so a revoked token is a 401
-and costs its old owner nothing.
+and costs its old owner nothing. A token not cached yet (signing in caches it) costs this one
+wasted round trip on top of DRF's path.
+
+The per-buyer throttle key is the one key the script builds itself (``throttle:order:u<id>``
+from the entry's id; the caller cannot know the buyer before the entry is read), so it is not
+in KEYS: fine on one Redis, which is the deployment this serves.
 
 Redis Cluster: the buyer is only known once the token entry is read, and the token entry, the
 throttle keys and the ``{sale:N}`` keys live in three slots, so one script cannot read them
 all; standalone (what is measured) it does. On a cluster the gate splits by slot: first the
-token entry's GET; then one non-transactional pipeline of the GCRA script (``throttle:`` keys)
-and, for the read-only modes, the sale's sold-out check (``{sale:N}`` keys only); for
-``redis_atomic`` the reservation (``{sale:N}`` keys only) goes in a third hop once the
-throttles allowed, since nothing may be reserved for a refused request. Two or three round
-trips there, never a database query.
+token entry's GET; then one non-transactional pipeline of the GCRA script (``throttle:`` keys,
+declared, under one hash tag per buyer) and, for the read-only modes, the sale's sold-out
+check (``{sale:N}`` keys only); for ``redis_atomic`` the reservation (``{sale:N}`` keys only)
+goes in a third hop once the throttles allowed, since nothing may be reserved for a refused
+request. Two or three round trips there, never a database query.
 """
 
 from __future__ import annotations
