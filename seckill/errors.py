@@ -49,6 +49,18 @@ class LimitReached(SeckillError):
     code, status, default_message = "limit_reached", 409, "per-buyer limit reached for this sale"
 
 
+class IdempotencyMismatch(SeckillError):
+    """A replayed Idempotency-Key whose request differs from the first one (its quantity): the
+    key names one request, so a different one under it is refused, not silently answered with
+    the first order (as payment APIs do)."""
+
+    code, status, default_message = (
+        "idempotency_mismatch",
+        422,
+        "this Idempotency-Key was used for a different request",
+    )
+
+
 class NotLive(SeckillError):
     code, status, default_message = "not_live", 409, "this sale is not live"
 

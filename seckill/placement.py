@@ -1,8 +1,12 @@
 """Order placement: the one entry point the API and the browser pages call.
 
-It validates the request, answers a replayed Idempotency-Key with the first order, and hands
-the rest to the sale's strategy (``seckill.strategies``). Failures of Redis or the database
-come out as :class:`~seckill.errors.Unavailable` (503), never as a traceback or a hung request.
+It validates the request, answers a replayed Idempotency-Key with the first order (422 if the
+replay asks for another quantity), and hands the rest to the sale's strategy
+(``seckill.strategies``). The API's order endpoint first runs :func:`admit_order`, the one
+Redis round trip that authenticates, throttles and, for most of a flash crowd, answers
+(:mod:`seckill.admission`); :func:`place_order` is the general path everything else takes.
+Failures of Redis or the database come out as :class:`~seckill.errors.Unavailable` (503),
+never as a traceback or a hung request.
 """
 
 from __future__ import annotations
@@ -10,17 +14,36 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 from django.db import DatabaseError, IntegrityError
+from django.db.models import Model
 from django.utils import timezone
 
 from seckill import purchase_token as purchase_tokens
-from seckill.errors import Busy, InvalidRequest, LimitReached, NotLive, Unavailable
+from seckill.admission import SOLD_OUT, Admission, Mode, admit
+from seckill.errors import (
+    Busy,
+    IdempotencyMismatch,
+    InvalidRequest,
+    LimitReached,
+    NotFound,
+    NotLive,
+    Unavailable,
+)
 from seckill.infrastructure.redis_client import REDIS_OUTAGES
 from seckill.lock import LockUnavailableError
-from seckill.models import SaleStatus
+from seckill.models import Order, Sale, SaleStatus, Strategy
 from seckill.sale_cache import sale_definition
-from seckill.strategies import CHECK_REPLAYS_INSIDE, STRATEGIES, Placement, replayed
+from seckill.strategies import (
+    CHECK_REPLAYS_INSIDE,
+    STRATEGIES,
+    Placement,
+    new_order,
+    replayed,
+    settle_reservation,
+    sold_out_answer,
+)
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 64
 # Also the OpenAPI schema's pattern for the header (seckill.api.views): keep it ECMA-compatible.
@@ -72,8 +95,8 @@ def place_order(
     """Place an order for ``buyer`` under the sale's strategy.
 
     ``purchase_token`` is needed only for sales with ``require_purchase_token``; a replayed
-    Idempotency-Key returns the first order without one. Raises a
-    :class:`~seckill.errors.SeckillError` subclass for every refusal.
+    Idempotency-Key returns the first order without one (or 422 if it asked for another
+    quantity). Raises a :class:`~seckill.errors.SeckillError` subclass for every refusal.
     """
     quantity = clean_quantity(quantity)
     key = clean_idempotency_key(idempotency_key)
@@ -87,22 +110,116 @@ def place_order(
         if key and (sale.require_purchase_token or sale.strategy not in CHECK_REPLAYS_INSIDE):
             replay = replayed(sale, buyer.pk, key)
             if replay is not None:
-                return replay
-        if quantity > sale.per_user_limit:
-            raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
-        token_spent = (
-            purchase_tokens.spent_on_success(sale, buyer.pk, purchase_token)
-            if sale.require_purchase_token
-            else nullcontext()
+                return same_request(replay, quantity)
+        return same_request(_run_strategy(sale, buyer, quantity, key, purchase_token), quantity)
+
+
+def _run_strategy(sale: Sale, buyer, quantity: int, key: str, purchase_token: str | None):
+    if quantity > sale.per_user_limit:
+        raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
+    token_spent = (
+        purchase_tokens.spent_on_success(sale, buyer.pk, purchase_token)
+        if sale.require_purchase_token
+        else nullcontext()
+    )
+    with token_spent:
+        try:
+            return STRATEGIES[sale.strategy](sale, buyer, quantity, key)
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced past the check (strategy unsafe):
+            # the unique constraint let one through; the other gets the first order.
+            replay = replayed(sale, buyer.pk, key)
+            if replay is None:
+                raise
+            return replay
+
+
+def same_request(placement: Placement, quantity: int) -> Placement:
+    """A replay answers only the request its key was first used for (same quantity)."""
+    if not placement.created and placement.order.quantity != quantity:
+        raise IdempotencyMismatch(
+            f"this Idempotency-Key was used for an order of {placement.order.quantity};"
+            " use a new key for another quantity"
         )
-        with token_spent:
-            try:
-                placement = STRATEGIES[sale.strategy](sale, buyer, quantity, key)
-            except IntegrityError:
-                # Two requests with one Idempotency-Key raced past the check (strategy unsafe):
-                # the unique constraint let one through; the other gets the first order.
-                replay = replayed(sale, buyer.pk, key)
-                if replay is None:
-                    raise
-                return replay
     return placement
+
+
+# --- the hot path: the admission gate (seckill.admission) first ----------------------------
+
+
+@dataclass
+class AdmittedOrder:
+    """An order request the admission gate answered for: who, what, and what it learned."""
+
+    admission: Admission
+    sale: Sale
+    mode: Mode
+    quantity: int
+    key: str
+    purchase_token: str | None
+    order: Order | None  # RESERVE mode: the order the gate reserved or refused
+
+
+def gate_mode(sale: Sale, now) -> Mode:
+    """How much of the answer the gate can give for this sale. Only live sales whose strategy
+    checks replays itself get more than token and throttles; a purchase token (spent in the
+    database) or a sale not yet or no longer live takes the general path after the gate."""
+    if (
+        sale.status_at(now) in (SaleStatus.UPCOMING, SaleStatus.ENDED)
+        or sale.require_purchase_token
+        or sale.strategy not in CHECK_REPLAYS_INSIDE
+    ):
+        return Mode.ADMIT
+    return Mode.RESERVE if sale.strategy == Strategy.REDIS_ATOMIC else Mode.SOLD_OUT_CHECK
+
+
+def admit_order(
+    *,
+    token_model: type[Model],
+    token_key: str,
+    address: str,
+    sale_id: int,
+    quantity: object,
+    idempotency_key: str | None,
+    purchase_token: str | None,
+) -> AdmittedOrder | None:
+    """Token, throttles and (where it can) the answer in one Redis round trip, no database
+    query. None: the request is not one the gate answers (a bad body, an unknown sale, a token
+    not in the cache, Redis away): the caller takes the general path, which answers it exactly
+    as it always has, in the same order (401, 429, then 400 / 404 / 409)."""
+    try:
+        quantity = clean_quantity(quantity)
+        key = clean_idempotency_key(idempotency_key)
+        sale = sale_definition(sale_id)
+    except (InvalidRequest, NotFound, DatabaseError):
+        return None
+    mode = gate_mode(sale, timezone.now())
+    order = new_order(sale, 0, quantity, key) if mode == Mode.RESERVE else None
+    admission = admit(
+        token_model=token_model,
+        token_key=token_key,
+        address=address,
+        sale=sale,
+        mode=mode,
+        idempotency_key=key,
+        quantity=quantity,
+        order=order,
+    )
+    if admission is None:
+        return None
+    return AdmittedOrder(admission, sale, mode, quantity, key, purchase_token, order)
+
+
+def place_admitted(request: AdmittedOrder) -> Placement:
+    """The rest of an order request the gate let in (not throttled)."""
+    buyer, sale, quantity, key = request.admission.user, request.sale, request.quantity, request.key
+    if request.mode == Mode.ADMIT:
+        return place_order(sale.pk, buyer, quantity, key, request.purchase_token)
+    with backing_services():
+        if request.mode == Mode.RESERVE:
+            placement = settle_reservation(sale, request.order, request.admission.reservation)
+        elif request.admission.sold_out_state == SOLD_OUT:
+            placement = sold_out_answer(sale, buyer.pk, key, held=request.admission.held)
+        else:
+            placement = _run_strategy(sale, buyer, quantity, key, None)
+    return same_request(placement, quantity)

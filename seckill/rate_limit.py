@@ -160,7 +160,7 @@ def hit_all(limits: Sequence[Limit]) -> tuple[bool, float]:
     rates = [(period / num_requests, float(period)) for _, num_requests, period in limits]
     if _backoff.available():
         client = get_redis()
-        micros = [(round(interval * 1e6), round(period * 1e6)) for interval, period in rates]
+        micros = [gcra_args(n, period) for _, n, period in limits]
         try:
             return _hit_in_redis(client, keys, micros)
         except REDIS_OUTAGES as exc:
@@ -222,6 +222,21 @@ class SlotCharges:
         if refunds:
             run_pipelined(refunds, client)
         return False, max(int(wait_us) for _, wait_us in answers) / 1e6
+
+
+def gcra_args(num_requests: int, period: float) -> tuple[int, int]:
+    """The GCRA script's arguments for one limit: emission interval and period, in µs."""
+    return round(period / num_requests * 1e6), round(period * 1e6)
+
+
+def redis_usable() -> bool:
+    """False while this process skips Redis after a failure (the in-process limiter decides)."""
+    return _backoff.available()
+
+
+def redis_failed() -> None:
+    """Another caller that counts these limits in Redis (the admission gate) saw it fail."""
+    _backoff.failed()
 
 
 def hit(key: str, num_requests: int, period: float) -> tuple[bool, float]:
@@ -287,13 +302,20 @@ def purchase_token_wait(*, buyer_id: int | None, address: str) -> float:
     )
 
 
+BUYER_IDENT_PREFIX = "u"  # per-buyer limits count "u<buyer id>"
+
+
+def buyer_ident(buyer_id: int | None, address: str) -> str:
+    """Whom a per-buyer limit counts: the buyer, or (anonymous) the address."""
+    return address if buyer_id is None else f"{BUYER_IDENT_PREFIX}{buyer_id}"
+
+
 def _buyer_and_address(
     buyer_scope: str, address_scope: str, *, buyer_id: int | None, address: str
 ) -> float:
     """One request against a per-buyer and a per-address limit (an anonymous buyer counts by
     address), in one round trip; 0.0 when allowed, else the seconds to wait."""
-    buyer = address if buyer_id is None else f"u{buyer_id}"
-    return hit_scopes({buyer_scope: buyer, address_scope: address})
+    return hit_scopes({buyer_scope: buyer_ident(buyer_id, address), address_scope: address})
 
 
 def normalised_username(username: str) -> str:

@@ -270,9 +270,8 @@ def reserve(
     client: redis.Redis | None = None,
 ) -> Reservation:
     """redis_atomic: the whole decision in one script; loads the mirror first if needed."""
-    keys = sale_keys(sale.pk)
     idem_field = idempotency_field(buyer_id, idempotency_key) if idempotency_key else ""
-    script_keys = [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued, keys.drain]
+    script_keys = reservation_keys(sale.pk)
     args = [
         buyer_id,
         quantity,
@@ -284,10 +283,22 @@ def reserve(
         DRAIN_FLAG_TTL_MS,
     ]
     run = registered_script(RESERVE, client)
-    status, found, *rest = run(keys=script_keys, args=args, client=client)
-    if status == MISSING:
+    reservation = reservation_of(run(keys=script_keys, args=args, client=client))
+    if reservation.status == MISSING:
         load_mirror(sale, client)
-        status, found, *rest = run(keys=script_keys, args=args, client=client)
+        reservation = reservation_of(run(keys=script_keys, args=args, client=client))
+    return reservation
+
+
+def reservation_keys(sale_id: int) -> list[str]:
+    """The reserve script's KEYS, in its order (the admission gate runs it too)."""
+    keys = sale_keys(sale_id)
+    return [keys.stock, keys.buyers, keys.soldout, keys.idempotency, keys.queued, keys.drain]
+
+
+def reservation_of(reply: list) -> Reservation:
+    """The reserve script's reply read as a :class:`Reservation`."""
+    status, found, *rest = reply
     return Reservation(
         ReservationStatus(status),
         int(found) if found else None,

@@ -88,6 +88,16 @@ def turn_away_if_sold_out(sale: Sale, buyer_id: int, key: str) -> Placement | No
     return replay
 
 
+def sold_out_answer(sale: Sale, buyer_id: int, key: str, *, held: int) -> Placement:
+    """The answer of a sold-out sale: 409, or the earlier order of a replayed key. Only a buyer
+    the mirror shows holding units (``held``) can be replaying, so only then is the database
+    asked: the crowd that arrives too late costs no query."""
+    replay = replayed(sale, buyer_id, key) if held > 0 else None
+    if replay is None:
+        raise SoldOut()
+    return replay
+
+
 def units_held(sale_id: int, buyer_id: int) -> int:
     held = Order.objects.filter(
         sale_id=sale_id, buyer_id=buyer_id, status__in=LIVE_ORDER_STATUSES
@@ -266,9 +276,26 @@ def place_redis_atomic(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: 
     """One Lua script decides and deducts; Celery writes the order to the database later, in
     batches (seckill.order_queue)."""
     order = new_order(sale, buyer.pk, quantity, key)
-    reservation = stock.reserve(
-        sale, buyer.pk, quantity, key, order.id, order_queue.record_of(order)
+    return settle_reservation(sale, order, reserve_order(sale, order))
+
+
+def reserve_order(sale: Sale, order: Order) -> stock.Reservation:
+    """The reserve script for an unsaved order (loading the mirror first if it is missing)."""
+    return stock.reserve(
+        sale,
+        order.buyer_id,
+        order.quantity,
+        order.idempotency_key,
+        order.id,
+        order_queue.record_of(order),
     )
+
+
+def settle_reservation(sale: Sale, order: Order, reservation: stock.Reservation) -> Placement:
+    """redis_atomic's answer to the reserve script's verdict on ``order``: hand an accepted
+    order to Celery, or the earlier order of a replayed key, or the refusal."""
+    if reservation.status == stock.MISSING:  # the admission gate found no mirror: build it
+        reservation = reserve_order(sale, order)
     if reservation.status == stock.REPLAYED:
         earlier = order_queue.find_in_sale(sale.pk, reservation.order_id)
         if earlier is None:

@@ -64,7 +64,7 @@ def lookup(token_model: type[Model], key: str) -> tuple[AbstractBaseUser, Model]
     away): then the caller looks the token up in the database and :func:`remember` s it."""
     rkey = cache_key(key)
     cached = _redis_call(lambda client: client.get(rkey))
-    return _rebuild(token_model, key, cached) if cached else None
+    return from_entry(token_model, key, cached) if cached else None
 
 
 def remember(tokens: Iterable[tuple[str, AbstractBaseUser]]) -> None:
@@ -88,7 +88,7 @@ def _entry(user: AbstractBaseUser) -> str:
     return json.dumps({name: getattr(user, name) for name in USER_FIELDS})
 
 
-def _rebuild(token_model: type[Model], key: str, cached: bytes) -> tuple | None:
+def from_entry(token_model: type[Model], key: str, cached: bytes) -> tuple | None:
     """(user, token) from a cache entry; None for a tombstone or an entry this code did not
     write (say, by a release with other fields), which the caller treats as a miss. An
     inactive user is returned as such (never stored so): the caller applies DRF's rule."""
@@ -120,6 +120,17 @@ def _redis_call(command):
         _backoff.failed()
         log.warning("token cache: Redis unavailable (%s); authenticating from the database", exc)
         return None
+
+
+def redis_usable() -> bool:
+    """False while this process authenticates from the database after a Redis failure."""
+    return _backoff.available()
+
+
+def redis_failed() -> None:
+    """Another reader of the cache (the admission gate) saw Redis fail: skip it for a while."""
+    _backoff.failed()
+    log.warning("token cache: Redis unavailable; authenticating from the database")
 
 
 def reset_fallback() -> None:

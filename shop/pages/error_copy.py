@@ -26,6 +26,11 @@ ERROR_COPY: dict[str, Copy] = {
         "Each buyer may hold only so many units of a sale, counting pending and paid orders. "
         "Your orders are under My orders.",
     ),
+    "idempotency_mismatch": Copy(
+        "That order was already placed",
+        "This form was already used to order another quantity, and a resubmission can only "
+        "return that first order. Your orders are under My orders; start again from the sale.",
+    ),
     "not_live": Copy(
         "This sale is not live",
         "Buying opens when the countdown reaches zero, and closes when the sale ends.",

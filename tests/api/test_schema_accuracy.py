@@ -81,6 +81,15 @@ def test_refusals_match_the_schema(openapi, make_client):
     ]
     assert post_order(make_client("second"), sale).status_code == 201  # the last unit
     refusals.append(("sold_out", 409, post_order(make_client("third"), sale)))
+    keyed = make_sale(stock=5, per_user_limit=5)
+    assert post_order(buyer, keyed, HTTP_IDEMPOTENCY_KEY="k-q").status_code == 201
+    mismatch = buyer.post(
+        f"/api/v1/sales/{keyed.pk}/orders/",
+        {"quantity": 2},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-q",
+    )
+    refusals.append(("idempotency_mismatch", 422, mismatch))
     for code, status, response in refusals:
         assert (response.json()["error"]["code"], response.status_code) == (code, status)
         check(openapi, ORDERS, "post", response)
