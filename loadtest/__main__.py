@@ -59,7 +59,7 @@ def default_database_url(var_dir: Path) -> str:
 
 @contextmanager
 def backing_services(
-    args: argparse.Namespace, var_dir: Path, database_url: str, cluster: bool = False
+    args: argparse.Namespace, var_dir: Path, cluster: bool = False
 ) -> Iterator[str]:
     """The run's Redis URL: ``--redis-url``, or a private Redis (with ``cluster``, a private
     Redis Cluster) that lives exactly as long as the block."""
@@ -184,7 +184,7 @@ def deployment(
     """One private Redis — or a private Redis Cluster with Celery on RabbitMQ — for as long as
     the block. Raises ClusterUnsupported at once when the app cannot use the cluster."""
     with (
-        backing_services(args, out, database_url, cluster=cluster) as redis_url,
+        backing_services(args, out, cluster=cluster) as redis_url,
         celery_broker(args, cluster) as broker,
     ):
         env = server_env(
@@ -406,7 +406,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
     result: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
     database_url = args.database_url or default_database_url(out)
-    with backing_services(args, out, database_url) as redis_url:
+    with backing_services(args, out) as redis_url:
         result["settings"] = settings_of(args, database_url, redis_url)
         env = server_env(
             database_url=database_url,
@@ -534,7 +534,8 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         return 2
     out = new_out_dir(args, "ceiling")
     result: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    with backing_services(args, out) as (database_url, redis_url):
+    database_url = args.database_url or default_database_url(out)
+    with backing_services(args, out) as redis_url:
         result["settings"] = {
             **settings_of(args, database_url, redis_url),
             "generator": generator,
