@@ -43,7 +43,7 @@ from seckill.lock import Lock, LockNotOwnedError
 
 log = logging.getLogger(__name__)
 
-REPLY_TTL_MS = 60_000  # an answer nobody collected (its buyer gave up) does not linger
+REPLY_TTL_MS = 30_000  # an answer nobody collected (its buyer gave up) does not linger
 QUEUE_TTL_MS = 3_600_000  # a sale's request queue and inflight list, from their last use
 
 # Take a batch: only while ``token`` holds the lease (a holder whose lease ran out takes nothing).
@@ -69,11 +69,14 @@ return {found, prior, taken}
 """
 
 # Answer a batch, and forget it as inflight if we still hold the lease (else the next holder
-# has taken it over). KEYS: inflight, lease, reply lists. ARGV: token, ttl ms, answers.
+# has taken it over). KEYS: inflight, lease, then reply list and kept answer of each request.
+# ARGV: token, ttl ms, then each request's answer.
 ANSWER = """
-for i = 3, #KEYS do
-  redis.call('RPUSH', KEYS[i], ARGV[i])
-  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+for i = 3, #ARGV do
+  local reply, kept = KEYS[2 * i - 3], KEYS[2 * i - 2]
+  redis.call('RPUSH', reply, ARGV[i])
+  redis.call('PEXPIRE', reply, ARGV[2])
+  redis.call('SET', kept, ARGV[i], 'PX', ARGV[2])
 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
@@ -169,7 +172,7 @@ def place(
         if client.lrem(keys.requests, 1, raw):
             raise Busy(retry_after=1)
         log.info("sale %s: request %s was taken as the wait ran out", sale_id, request.id)
-        return _awaited(client, sale_id, reply), waited_ms
+        return _awaited(client, keys, request.id), waited_ms
     probes.point("entered", fence=lock.fence, lock_wait_ms=waited_ms)
     try:
         decided = _combine(lock, keys, raw, batch_size, recover, decide, waited_ms)
@@ -181,7 +184,7 @@ def place(
             log.warning("sale %s: item lock lease lost before release", sale_id)
     mine = mine or decided
     if mine is None:
-        mine = _awaited(client, sale_id, reply)
+        mine = _awaited(client, keys, request.id)
     return mine, waited_ms
 
 
@@ -257,22 +260,31 @@ def _answer(
     answered = [
         (r, o) for i, (r, o) in enumerate(zip(requests, outcomes, strict=True)) if i != skip
     ]
+    replies = [key for r, _ in answered for key in (keys.reply(r.id), keys.answer(r.id))]
     registered_script(ANSWER)(
-        keys=[keys.inflight, lock.key, *(keys.reply(r.id) for r, _ in answered)],
+        keys=[keys.inflight, lock.key, *replies],
         args=[lock.token, REPLY_TTL_MS, *(o.encode() for _, o in answered)],
     )
 
 
-def _awaited(client: redis.Redis, sale_id: int, reply: str) -> Outcome:
+def _awaited(client: redis.Redis, keys: SaleKeys, request_id: int) -> Outcome:
     """The answer of a combiner that has our request; 503 if none comes within two leases (a
     stalled lock_fenced combiner's batch is decided again once its lease runs out)."""
+    reply, kept = keys.reply(request_id), keys.answer(request_id)
     deadline = time.monotonic() + 2 * probes.setting("SECKILL_LOCK_TTL") + 1
     chunk = max(0.1, min(1.0, _socket_timeout(client) / 2))
-    while (left := deadline - time.monotonic()) > 0:
+    while True:
+        answer = client.get(kept)  # an earlier wait may have popped the reply unread
+        if answer is not None:
+            client.delete(reply)
+            return Outcome.decode(answer)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
         popped = client.blpop([reply], timeout=max(0.01, min(chunk, left)))
         if popped is not None:
             return Outcome.decode(popped[1])
-    log.warning("sale %s: no answer came for %s; the combiner died (503)", sale_id, reply)
+    log.warning("sale %s: no answer came for request %s (503)", keys.sale_id, request_id)
     raise Unavailable("the order's batch was not answered; retry with the same Idempotency-Key")
 
 

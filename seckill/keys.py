@@ -82,8 +82,14 @@ class SaleKeys:
         return f"{self.prefix}:inflight"
 
     def reply(self, request_id: int) -> str:
-        """List: the answer to one queued request (its id is the order id it would get)."""
+        """List: the answer to one queued request (its id is the order id it would get); its
+        waiter's BLPOP pops it."""
         return f"{self.prefix}:reply:{request_id}"
+
+    def answer(self, request_id: int) -> str:
+        """The same answer, kept: a BLPOP cut off at its deadline may pop a reply it never
+        reads, so a waiter that missed its reply reads it here."""
+        return f"{self.prefix}:answer:{request_id}"
 
     def all(self) -> list[str]:
         """Every key a sale creates (for TTLs and for deleting a sale's state)."""
