@@ -42,7 +42,9 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
 class Rig:
     """A sale, a combiner process holding its lock, and a process of queued waiters."""
 
-    def __init__(self, strategy: str, stop_at: str, tmp_path, redis_client) -> None:
+    def __init__(
+        self, strategy: str, stop_at: str, tmp_path, redis_client, stop_for: float = 30
+    ) -> None:
         self.redis = redis_client
         self.sale = make_sale(stock=STOCK, strategy=strategy, per_user_limit=1)
         self.keys = sale_keys(self.sale.pk)
@@ -50,7 +52,10 @@ class Rig:
         self.combiner_user = make(f"combiner-{strategy}-{stop_at}")
         self.waiter_users = [make(f"waiter-{strategy}-{stop_at}-{i}") for i in range(WAITERS)]
         self.env = subprocess_env(
-            SECKILL_LOCK_TTL=str(LEASE), SECKILL_LOCK_WAIT="30", SECKILL_LOCK_BATCH="64"
+            SECKILL_LOCK_TTL=str(LEASE),
+            SECKILL_LOCK_WAIT="30",
+            SECKILL_LOCK_BATCH="64",
+            COMBINER_STOP_FOR=str(stop_for),
         )
         self.go = tmp_path / "go"
         self.lines: queue.Queue[str] = queue.Queue()
@@ -84,7 +89,7 @@ class Rig:
         )
         wait_for(
             lambda: redis_client.llen(self.keys.requests) == WAITERS + 1,
-            timeout=60,
+            timeout=180,  # a process of Django and threads, on a busy 2-core machine
             what="the waiters to queue their requests",
         )
         self.go.touch()
@@ -170,7 +175,8 @@ def test_combiner_killed_after_commit(strategy, tmp_path, redis_client, settings
 
 def test_lock_fenced_combiner_stalled_past_its_lease(tmp_path, redis_client, settings):
     settings.SECKILL_LOCK_TTL = LEASE
-    rig = Rig("lock_fenced", "read", tmp_path, redis_client)
+    # It goes on 2 s after the stop (not 30: the answer the next holder leaves it is kept 30 s).
+    rig = Rig("lock_fenced", "read", tmp_path, redis_client, stop_for=2)
     rig.combiner.send_signal(signal.SIGSTOP)  # its watchdog freezes with it: the lease runs out
     try:
         # A waiter gets the lock once the lease ends and decides the frozen batch again.
