@@ -69,7 +69,11 @@ class Rig:
             text=True,
         )
         threading.Thread(target=self._read_lines, daemon=True).start()
-        wait_for(lambda: redis_client.exists(self.keys.lock), what="the combiner to take the lock")
+        wait_for(
+            lambda: redis_client.exists(self.keys.lock),
+            timeout=180,
+            what="the combiner to take the lock",
+        )
         self.fence = int(redis_client.get(self.keys.fence))
         buyers = [{"user_id": u.pk, "key": f"key-{u.pk}"} for u in self.waiter_users]
         self.waiters = subprocess.Popen(
@@ -99,7 +103,7 @@ class Rig:
         for line in self.combiner.stdout:
             self.lines.put(line.strip())
 
-    def expect_line(self, text: str, timeout: float = 30) -> str:
+    def expect_line(self, text: str, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
         while True:
             line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
