@@ -209,6 +209,8 @@ def _combine(
     _, prior, taken = took
     raws = [_text(raw) for raw in (*prior, *taken)]
     requests = [Request.decode(raw) for raw in raws]
+    if not requests:  # ours was taken (and is being answered) by an earlier holder
+        return None
     if prior:
         log.warning(
             "sale %s: fence %s decides again %d requests an earlier holder took and never answered",
