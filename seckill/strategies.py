@@ -248,8 +248,10 @@ def read_modify_write_batch(
     it already (its id is an order's) is answered with that order.
     """
     Outcome = group_commit.Outcome
+    fence_still_ours = {"last_fence__lt": batch.fence}
     if check_fence and batch.recovered:
         claim_fence(sale, batch.fence)
+        fence_still_ours = {"last_fence": batch.fence}
     stock_left, held, keyed, placed = batch_reads(sale.pk, batch.requests)
     probes.point("read", stock_left=stock_left)
     left, size = stock_left, len(batch.requests)
@@ -294,8 +296,10 @@ def read_modify_write_batch(
             rows = Sale.objects.filter(pk=sale.pk)
             if not check_fence:
                 rows.update(stock_left=left)
-            # <=: a holder that took a batch over has written its own fence already.
-            elif not rows.filter(last_fence__lte=batch.fence).update(
+            # A holder that took a batch over has claimed the sale with its fence already: it
+            # writes only if that claim still stands. Otherwise the fence must be newer than
+            # every write's (not equal: after a Redis wipe two holders can get the same one).
+            elif not rows.filter(**fence_still_ours).update(
                 stock_left=left, last_fence=batch.fence
             ):
                 raise StaleFence()
