@@ -382,7 +382,12 @@ def _place_combined(
     )
     if outcome.error is not None:
         raise outcome.error
-    order = outcome.order or Order.objects.get(pk=outcome.order_id)
+    try:
+        order = outcome.order or Order.objects.get(pk=outcome.order_id)
+    except Order.DoesNotExist:
+        # Decided, then deleted by a staff reset before this buyer could read it back.
+        log.warning("sale %s: order %s gone before its buyer read it", sale.pk, outcome.order_id)
+        raise Unavailable("the sale was reset while your order was placed; retry") from None
     return Placement(
         order, created=outcome.created, lock_wait_ms=order.lock_wait_ms, fence=order.fence
     )
