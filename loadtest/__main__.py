@@ -366,7 +366,17 @@ def ceiling(
         env,
         out / "hot-wrk",
         users=args.users,
-        strategies=["lock", "redis_atomic"],
+        strategies=["lock", "lock_fenced", "redis_atomic"],
+        stock=HOT_STOCK,
+        per_user_limit=HOT_LIMIT,
+        migrate=False,
+    )
+    # Group commit off (?lock_batch=1: one order per lock hold), on sales of their own.
+    one_hot = prepare(
+        env,
+        out / "hot-wrk-one",
+        users=args.users,
+        strategies=["lock", "lock_fenced"],
         stock=HOT_STOCK,
         per_user_limit=HOT_LIMIT,
         migrate=False,
@@ -377,21 +387,33 @@ def ceiling(
         return rows, audits
     print(f"  wrk           ping    {args.ceiling_users} connections", flush=True)
     rows.append({"workload": "ping", **wrk_ping})
-    for strategy in ("lock", "redis_atomic"):
-        sale_id = wrk_hot["sales"][strategy]
-        print(f"  wrk           {strategy:<7} sale {sale_id}", flush=True)
+    workloads = [
+        ("lock", wrk_hot, "lock", ""),
+        ("lock (batch 1)", one_hot, "lock", "?lock_batch=1"),
+        ("lock_fenced", wrk_hot, "lock_fenced", ""),
+        ("lock_fenced (batch 1)", one_hot, "lock_fenced", "?lock_batch=1"),
+        ("redis_atomic", wrk_hot, "redis_atomic", ""),
+    ]
+    for workload, sales, strategy, query in workloads:
+        sale_id = sales["sales"][strategy]
+        print(f"  wrk           {workload:<7} sale {sale_id}", flush=True)
         measured = run_wrk(
             stack.url,
-            f"/api/v1/sales/{sale_id}/orders/",
+            f"/api/v1/sales/{sale_id}/orders/{query}",
             args.ceiling_duration,
             args.ceiling_users,
-            tokens=wrk_hot["tokens"],
+            tokens=sales["tokens"],
         )
-        rows.append({"workload": strategy, **measured})
-        results = out / f"ceiling-wrk-{strategy}"
+        results = out / f"ceiling-wrk-{workload.replace(' ', '-').strip('()')}"
         results.mkdir(parents=True, exist_ok=True)
         verdict = audit(env, sale_id, results)
-        audits.append({"strategy": strategy, "scenario": "hot (wrk)", "audit": verdict})
+        batch = verdict.get("mean_batch_orders")
+        rows.append({"workload": workload, **measured, "mean_batch": batch})
+        if batch is not None:
+            print(f"  wrk           {workload}: {batch} orders per lock hold", flush=True)
+        audits.append(
+            {"strategy": strategy, "scenario": f"hot (wrk, {workload})", "audit": verdict}
+        )
     return rows, audits
 
 

@@ -154,6 +154,8 @@ def count(sale_id: int, records: list[dict]) -> dict[str, Any]:
     answered = {int(r["order_id"]) for r in records if r["status"] in (201, 202)}
     in_db = set(orders.filter(pk__in=answered).values_list("pk", flat=True))
     mirror = read_mirror(sale_id)
+    batched = orders.exclude(batch_size=None)
+    lock_holds = batched.values("fence").distinct().count()
     return {
         "sale_id": sale_id,
         "strategy": sale.strategy,
@@ -170,6 +172,8 @@ def count(sale_id: int, records: list[dict]) -> dict[str, Any]:
         "limit_violations": len(over_limit),
         "accepted_answers": len(answered),
         "lost_orders": len(answered - in_db),
+        # Group commit (lock, lock_fenced): orders per lock hold that wrote any.
+        "mean_batch_orders": round(batched.count() / lock_holds, 2) if lock_holds else None,
     }
 
 

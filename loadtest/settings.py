@@ -7,3 +7,5 @@ environment variables shop.settings reads, so a load-test server is configured l
 from shop.settings import *  # noqa: F403
 
 ROOT_URLCONF = "loadtest.urls"
+
+MIDDLEWARE = [*MIDDLEWARE, "loadtest.lock_batch.LockBatchOverride"]  # noqa: F405

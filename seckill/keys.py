@@ -69,6 +69,28 @@ class SaleKeys:
         """Serializes the drains of one sale, so two workers do not write the same batch."""
         return f"{self.prefix}:drain_lock"
 
+    @property
+    def requests(self) -> str:
+        """List: JSON requests of buyers waiting for the item lock's holder to decide them
+        (group commit, strategies lock and lock_fenced)."""
+        return f"{self.prefix}:requests"
+
+    @property
+    def inflight(self) -> str:
+        """List: the requests the current holder took and has not answered yet (lock_fenced:
+        the next holder decides them again if that holder's lease ran out)."""
+        return f"{self.prefix}:inflight"
+
+    def reply(self, request_id: int) -> str:
+        """List: the answer to one queued request (its id is the order id it would get); its
+        waiter's BLPOP pops it."""
+        return f"{self.prefix}:reply:{request_id}"
+
+    def answer(self, request_id: int) -> str:
+        """The same answer, kept: a BLPOP cut off at its deadline may pop a reply it never
+        reads, so a waiter that missed its reply reads it here."""
+        return f"{self.prefix}:answer:{request_id}"
+
     def all(self) -> list[str]:
         """Every key a sale creates (for TTLs and for deleting a sale's state)."""
         return [
@@ -82,6 +104,8 @@ class SaleKeys:
             self.queued,
             self.drain,
             self.drain_lock,
+            self.requests,
+            self.inflight,
         ]
 
 

@@ -101,6 +101,10 @@ class Order(models.Model):
     strategy = models.CharField(max_length=16, choices=Strategy.choices)
     fence = models.BigIntegerField(null=True, blank=True)
     lock_wait_ms = models.FloatField(null=True, blank=True)
+    # Group commit (lock, lock_fenced): the batch is the lock hold that decided the order (its
+    # ``fence``; ``lock_wait_ms`` is the combiner's wait); 1-based position and batch size.
+    batch_position = models.PositiveIntegerField(null=True, blank=True)
+    batch_size = models.PositiveIntegerField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -126,6 +130,11 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.id}"
+
+    @property
+    def batch_id(self) -> str | None:
+        """Group commit: the lock hold (sale and fence) whose batch decided this order."""
+        return None if self.batch_position is None else f"{self.sale_id}:{self.fence}"
 
     @property
     def total(self) -> Decimal:

@@ -82,15 +82,19 @@ return 0
 
 # After a committed sale: mirror it. Relative (DECRBY), so mirror writes that land out of order
 # (db_row_lock and unsafe write them outside any lock) still add up to the database's figures.
+# ARGV: expire-at, then buyer, units pairs (a group-commit batch mirrors all its buyers at once).
 MIRROR_SALE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local stock = redis.call('DECRBY', KEYS[1], ARGV[2])
-local bought = redis.call('HINCRBY', KEYS[3], ARGV[1], ARGV[2])
-if bought <= 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
-redis.call('EXPIREAT', KEYS[3], ARGV[3])  -- the first buyer's HINCRBY made the hash
+local stock
+for i = 2, #ARGV, 2 do
+  stock = redis.call('DECRBY', KEYS[1], ARGV[i + 1])
+  local bought = redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
+  if bought <= 0 then redis.call('HDEL', KEYS[3], ARGV[i]) end
+end
+redis.call('EXPIREAT', KEYS[3], ARGV[1])  -- the first buyer's HINCRBY made the hash
 if stock <= 0 then
   redis.call('SET', KEYS[2], 1)
-  redis.call('EXPIREAT', KEYS[2], ARGV[3])
+  redis.call('EXPIREAT', KEYS[2], ARGV[1])
 else
   redis.call('DEL', KEYS[2])
 end
@@ -219,10 +223,19 @@ def mark_sold_out(sale: Sale, client: redis.Redis | None = None) -> None:
 
 def mirror_sold(sale: Sale, buyer_id: int, units: int, client: redis.Redis | None = None) -> None:
     """Copy a committed sale (``units`` to ``buyer_id``) to the Redis mirror."""
+    mirror_sold_many(sale, [(buyer_id, units)], client)
+
+
+def mirror_sold_many(
+    sale: Sale, sold: list[tuple[int, int]], client: redis.Redis | None = None
+) -> None:
+    """Copy committed sales, (buyer id, units) each, to the Redis mirror in one round trip."""
+    if not sold:
+        return
     keys = sale_keys(sale.pk)
     registered_script(MIRROR_SALE, client)(
         keys=[keys.stock, keys.soldout, keys.buyers],
-        args=[buyer_id, units, expire_at(sale)],
+        args=[expire_at(sale), *(value for pair in sold for value in pair)],
         client=client,
     )
 

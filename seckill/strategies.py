@@ -23,8 +23,8 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from seckill import order_queue, probes, stock
-from seckill.errors import Busy, LimitReached, SoldOut, StaleFence, Unavailable
+from seckill import group_commit, order_queue, probes, stock
+from seckill.errors import Busy, LimitReached, SeckillError, SoldOut, StaleFence, Unavailable
 from seckill.ids import next_order_id
 from seckill.item_locks import item_lock, naive_item_lock
 from seckill.lock import LockNotOwnedError
@@ -126,22 +126,38 @@ def stock_and_holding(sale_id: int, buyer_id: int) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def check_can_buy(sale: Sale, stock_left: int, held: int, quantity: int) -> None:
+def refusal(sale: Sale, stock_left: int, held: int, quantity: int) -> SeckillError | None:
+    """Why this buyer may not buy ``quantity`` now (the per-buyer limit first), or None."""
     if held + quantity > sale.per_user_limit:
-        raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
+        return LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
     if stock_left < quantity:
-        if stock_left <= 0:
+        return SoldOut.with_stock(stock_left)
+    return None
+
+
+def check_can_buy(sale: Sale, stock_left: int, held: int, quantity: int) -> None:
+    refused = refusal(sale, stock_left, held, quantity)
+    if refused is not None:
+        if stock_left <= 0 and isinstance(refused, SoldOut):
             stock.mark_sold_out(sale)
-        raise SoldOut("sold out" if stock_left <= 0 else f"only {stock_left} left")
+        raise refused
 
 
 def pay_by() -> timezone.datetime:
     return timezone.now() + timedelta(seconds=settings.SECKILL_PAYMENT_WINDOW)
 
 
-def new_order(sale: Sale, buyer_id: int, quantity: int, idempotency_key: str, **extra) -> Order:
+def new_order(
+    sale: Sale,
+    buyer_id: int,
+    quantity: int,
+    idempotency_key: str,
+    *,
+    order_id: int | None = None,
+    **extra,
+) -> Order:
     return Order(
-        id=next_order_id(),
+        id=next_order_id() if order_id is None else order_id,
         sale_id=sale.pk,
         buyer_id=buyer_id,
         quantity=quantity,
@@ -188,6 +204,121 @@ def read_modify_write(
     probes.point("wrote")
     stock.mirror_sold(sale, buyer_id, quantity)
     return order
+
+
+def batch_reads(
+    sale_id: int, requests: list[group_commit.Request]
+) -> tuple[int, dict[int, int], dict[tuple[int, str], int], set[int]]:
+    """The stock, and the batch's buyers' orders in this sale, in one query: the units each
+    holds live, their orders' ids by Idempotency-Key, and every one of their order ids."""
+    buyers = sorted({r.buyer for r in requests})
+    marks = ", ".join(["%s"] * len(buyers))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.stock_left, o.id, o.buyer_id, o.quantity, o.status, o.idempotency_key"
+            f" FROM {SALE_TABLE} s LEFT JOIN {ORDER_TABLE} o"
+            f" ON o.sale_id = s.id AND o.buyer_id IN ({marks}) WHERE s.id = %s",
+            [*buyers, sale_id],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        raise Sale.DoesNotExist(f"no sale {sale_id}")
+    live = {status.value for status in LIVE_ORDER_STATUSES}
+    held: dict[int, int] = {}
+    keyed: dict[tuple[int, str], int] = {}
+    ids: set[int] = set()
+    for _, order_id, buyer_id, quantity, status, key in rows:
+        if order_id is None:
+            continue
+        ids.add(order_id)
+        if status in live:
+            held[buyer_id] = held.get(buyer_id, 0) + quantity
+        if key:
+            keyed[(buyer_id, key)] = order_id
+    return int(rows[0][0]), held, keyed, ids
+
+
+def claim_fence(sale: Sale, fence: int) -> None:
+    """lock_fenced, taking over an unanswered batch: write our fence first, so the holder that
+    took it (if it only stalled) can no longer commit it, and one that did commit is seen."""
+    if not Sale.objects.filter(pk=sale.pk, last_fence__lt=fence).update(last_fence=fence):
+        raise StaleFence()
+
+
+def read_modify_write_batch(
+    sale: Sale, batch: group_commit.Batch, *, check_fence: bool
+) -> list[group_commit.Outcome]:
+    """The critical section for a batch of buyers: one read, each decided in order, one write.
+
+    The same read-modify-write as :func:`read_modify_write` (the stock is written back as an
+    absolute value), done once for the whole queue: one read of the stock and of the buyers'
+    holdings and keys, one stock UPDATE and one multi-row INSERT in one transaction. Two
+    requests of one buyer count together against the limit; a second one with the same
+    Idempotency-Key is a replay of the first. A request taken over from a holder that committed
+    it already (its id is an order's) is answered with that order.
+    """
+    Outcome = group_commit.Outcome
+    fence_still_ours = {"last_fence__lt": batch.fence}
+    if check_fence and batch.recovered:
+        claim_fence(sale, batch.fence)
+        fence_still_ours = {"last_fence": batch.fence}
+    stock_left, held, keyed, placed = batch_reads(sale.pk, batch.requests)
+    probes.point("read", stock_left=stock_left)
+    left, size = stock_left, len(batch.requests)
+    orders: list[Order] = []
+    outcomes: list[group_commit.Outcome] = []
+    first_of_key: dict[tuple[int, str], group_commit.Outcome] = {}
+    for position, request in enumerate(batch.requests, start=1):
+        replay_of = (request.buyer, request.key)
+        if request.id in placed:
+            outcome = Outcome(order_id=request.id, created=True)
+        elif request.key and replay_of in keyed:
+            outcome = Outcome(order_id=keyed[replay_of], created=False)
+        elif request.key and replay_of in first_of_key:  # the same key earlier in this batch
+            first = first_of_key[replay_of]
+            outcome = first if first.error else Outcome(order_id=first.order_id, created=False)
+        else:
+            refused = refusal(sale, left, held.get(request.buyer, 0), request.quantity)
+            if refused is not None:
+                outcome = Outcome(error=refused)
+            else:
+                order = new_order(
+                    sale,
+                    request.buyer,
+                    request.quantity,
+                    request.key,
+                    order_id=request.id,
+                    fence=batch.fence,
+                    lock_wait_ms=batch.lock_wait_ms,
+                    batch_position=position,
+                    batch_size=size,
+                )
+                orders.append(order)
+                left -= request.quantity
+                held[request.buyer] = held.get(request.buyer, 0) + request.quantity
+                outcome = Outcome(order_id=order.id, created=True, order=order)
+            if request.key:
+                first_of_key[replay_of] = outcome
+        outcomes.append(outcome)
+    critical_section_pause()
+    if orders:
+        with transaction.atomic():
+            rows = Sale.objects.filter(pk=sale.pk)
+            if not check_fence:
+                rows.update(stock_left=left)
+            # A holder that took a batch over has claimed the sale with its fence already: it
+            # writes only if that claim still stands. Otherwise the fence must be newer than
+            # every write's (not equal: after a Redis wipe two holders can get the same one).
+            elif not rows.filter(**fence_still_ours).update(
+                stock_left=left, last_fence=batch.fence
+            ):
+                raise StaleFence()
+            Order.objects.bulk_create(orders)
+        probes.point("wrote")
+    stock.mirror_sold_many(sale, [(order.buyer_id, order.quantity) for order in orders])
+    if left <= 0 and any(isinstance(o.error, SoldOut) for o in outcomes):
+        stock.mark_sold_out(sale)
+    return outcomes
 
 
 def place_unsafe(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
@@ -239,14 +370,48 @@ def place_naive_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: st
     return _place_holding(naive_item_lock(sale.pk), sale, buyer, quantity, key, fenced=False)
 
 
+def _place_combined(
+    sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str, *, fenced: bool
+) -> Placement:
+    """Group commit: queue the request; the lock's holder decides the whole queue at once
+    (``seckill.group_commit``). ``SECKILL_LOCK_BATCH=1``: one order per lock hold instead."""
+    batch_size = int(probes.setting("SECKILL_LOCK_BATCH", 1))
+    if batch_size <= 1:
+        return _place_holding(item_lock(sale.pk), sale, buyer, quantity, key, fenced=fenced)
+    replay = turn_away_if_sold_out(sale, buyer.pk, key)
+    if replay is not None:
+        return replay
+    request = group_commit.Request(next_order_id(), buyer.pk, quantity, key)
+    outcome, waited_ms = group_commit.place(
+        item_lock(sale.pk),
+        sale.pk,
+        request,
+        batch_size=batch_size,
+        recover=fenced,
+        decide=lambda batch: read_modify_write_batch(sale, batch, check_fence=fenced),
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    try:
+        order = outcome.order or Order.objects.get(pk=outcome.order_id)
+    except Order.DoesNotExist:
+        # Decided, then deleted by a staff reset before this buyer could read it back.
+        log.warning("sale %s: order %s gone before its buyer read it", sale.pk, outcome.order_id)
+        raise Unavailable("the sale was reset while your order was placed; retry") from None
+    return Placement(
+        order, created=outcome.created, lock_wait_ms=order.lock_wait_ms, fence=order.fence
+    )
+
+
 def place_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
-    """The default: token lock, safe release, watchdog renewal while the holder lives."""
-    return _place_holding(item_lock(sale.pk), sale, buyer, quantity, key, fenced=False)
+    """The default: token lock, safe release, watchdog renewal while the holder lives; its
+    holder decides every queued order at once (group commit)."""
+    return _place_combined(sale, buyer, quantity, key, fenced=False)
 
 
 def place_lock_fenced(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
     """The lock plus a fencing token: a holder that stalled past its lease cannot write."""
-    return _place_holding(item_lock(sale.pk), sale, buyer, quantity, key, fenced=True)
+    return _place_combined(sale, buyer, quantity, key, fenced=True)
 
 
 def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:

@@ -165,6 +165,9 @@ CELERY_RESULT_EXPIRES = 3600
 # The flash-sale engine (seckill/). Seconds unless named otherwise.
 SECKILL_LOCK_TTL = float(os.environ.get("SECKILL_LOCK_TTL", "5.0"))  # item lock lease
 SECKILL_LOCK_WAIT = float(os.environ.get("SECKILL_LOCK_WAIT", "0.2"))  # then 429 busy
+# Group commit: the item lock's holder decides up to this many queued lock/lock_fenced orders in
+# one transaction; 1 = one order per lock hold (the plain read-modify-write).
+SECKILL_LOCK_BATCH = env_int("SECKILL_LOCK_BATCH", 64)
 SECKILL_NAIVE_LOCK_TTL = float(os.environ.get("SECKILL_NAIVE_LOCK_TTL", "1.0"))
 SECKILL_PAYMENT_WINDOW = env_int("SECKILL_PAYMENT_WINDOW", 15 * 60)  # unpaid orders expire
 # Unpaid orders expire at the first sweep after their pay-by time (seckill.lifecycle).

@@ -109,6 +109,12 @@ class OrderSerializer(serializers.ModelSerializer):
     id_parts = serializers.SerializerMethodField()
     # null in a 202: a queued redis_atomic order has no database row (nor timestamp) yet
     created_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    batch_id = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="Group commit (lock, lock_fenced): the lock hold whose batch decided this"
+        " order, as sale:fence; null for orders decided one at a time.",
+    )
 
     class Meta:
         model = Order
@@ -122,6 +128,9 @@ class OrderSerializer(serializers.ModelSerializer):
             "strategy",
             "fence",
             "lock_wait_ms",
+            "batch_id",
+            "batch_position",
+            "batch_size",
             "created_at",
             "pay_by",
             "paid_at",
@@ -158,6 +167,9 @@ class OrderSerializer(serializers.ModelSerializer):
             "strategy": order.strategy,
             "fence": order.fence,
             "lock_wait_ms": order.lock_wait_ms,
+            "batch_id": order.batch_id,
+            "batch_position": order.batch_position,
+            "batch_size": order.batch_size,
             "created_at": _optional_time(order.created_at),
             "pay_by": _optional_time(order.pay_by),
             "paid_at": _optional_time(order.paid_at),

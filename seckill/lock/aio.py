@@ -88,7 +88,7 @@ class AsyncLock(LockCore):
     async def _block_pop(self, op: BlockPop) -> Any:
         if self._wait_pool is not None:
             return await block_pop_async(self._wait_pool, op)
-        return await self.redis.blpop([op.key], op.timeout)
+        return await self.redis.blpop(list(op.keys), op.timeout)
 
     async def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
         if self._wait_pool is not None:
@@ -98,7 +98,7 @@ class AsyncLock(LockCore):
         result = await run_script_async(self.redis, ACQUIRE, op.keys, (*op.args, 0))
         if result > 0:
             return result, None
-        return result, await self._block_pop(BlockPop(op.wake, op.timeout, op.deadline))
+        return result, await self._block_pop(op.block_pop())
 
     async def _drive(self, steps: Steps) -> Any:
         value: Any = None
@@ -117,10 +117,16 @@ class AsyncLock(LockCore):
                 error = exc
 
     async def acquire(
-        self, blocking: bool = True, timeout: float | None = None, *, token: str | None = None
+        self,
+        blocking: bool = True,
+        timeout: float | None = None,
+        *,
+        token: str | None = None,
+        wake_on: tuple[str, ...] = (),
     ) -> bool:
+        """As :meth:`Lock.acquire` (``wake_on`` included)."""
         fresh = self.token is None
-        acquired = await self._drive(self._acquire_steps(blocking, timeout, token))
+        acquired = await self._drive(self._acquire_steps(blocking, timeout, token, tuple(wake_on)))
         if acquired and fresh and self.watchdog:
             self._start_watchdog()
         return acquired

@@ -127,7 +127,7 @@ class Lock(HeldWith, LockCore):
             pool = self.redis.get_redis_connection(node).connection_pool
             with contextlib.suppress(MovedError, AskError):
                 return block_pop_sync(pool, op)
-        return self.redis.blpop([op.key], op.timeout)
+        return self.redis.blpop(list(op.keys), op.timeout)
 
     def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
         # With a pool: ACQUIRE + BLPOP in one round trip on a borrowed connection. Without
@@ -139,7 +139,7 @@ class Lock(HeldWith, LockCore):
         result = run_script(self.redis, ACQUIRE, op.keys, (*op.args, 0))
         if result > 0:
             return result, None
-        return result, self._block_pop(BlockPop(op.wake, op.timeout, op.deadline))
+        return result, self._block_pop(op.block_pop())
 
     def _drive(self, steps: Steps) -> Any:
         value: Any = None
@@ -160,7 +160,12 @@ class Lock(HeldWith, LockCore):
     # -- public API ----------------------------------------------------------------------------
 
     def acquire(
-        self, blocking: bool = True, timeout: float | None = None, *, token: str | None = None
+        self,
+        blocking: bool = True,
+        timeout: float | None = None,
+        *,
+        token: str | None = None,
+        wake_on: tuple[str, ...] = (),
     ) -> bool:
         """Acquire the lock; False if not acquired (non-blocking, or ``timeout`` s passed).
 
@@ -168,9 +173,13 @@ class Lock(HeldWith, LockCore):
         order, and return by ``timeout`` plus one round trip. A reentrant lock acquired again
         by the same holder just counts up. ``token`` names the holder (default: a fresh
         unique one); another process that knows it can release or extend the lease.
+
+        ``wake_on``: lists (in the lock's hash slot on a cluster) the same wait also pops from.
+        If one of them fires first the wait ends: :attr:`woken_by` is its (key, value), and
+        the result says whether the lock was handed over meanwhile (then it is held).
         """
         fresh = self.token is None
-        acquired = self._drive(self._acquire_steps(blocking, timeout, token))
+        acquired = self._drive(self._acquire_steps(blocking, timeout, token, tuple(wake_on)))
         if acquired and fresh and self.watchdog:
             self._start_watchdog()
         return acquired

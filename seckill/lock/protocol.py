@@ -45,14 +45,25 @@ class Eval:
 
 
 class BlockPop:
-    """``BLPOP key timeout``: wait for a hand-off. ``deadline`` (monotonic): when this wait
-    is the last one before the caller's timeout, the driver stops reading at that moment
-    instead of trusting the server's timer (it fires up to 1/hz = 100 ms late)."""
+    """``BLPOP key [also...] timeout``: wait for a hand-off (or for one of the caller's ``also``
+    keys). ``deadline`` (monotonic): when this wait is the last one before the caller's
+    timeout, the driver stops reading at that moment instead of trusting the server's timer
+    (it fires up to 1/hz = 100 ms late)."""
 
-    __slots__ = ("key", "timeout", "deadline")
+    __slots__ = ("key", "timeout", "deadline", "also")
 
-    def __init__(self, key: str | bytes, timeout: float, deadline: float | None = None) -> None:
-        self.key, self.timeout, self.deadline = key, timeout, deadline
+    def __init__(
+        self,
+        key: str | bytes,
+        timeout: float,
+        deadline: float | None = None,
+        also: tuple[str | bytes, ...] = (),
+    ) -> None:
+        self.key, self.timeout, self.deadline, self.also = key, timeout, deadline, also
+
+    @property
+    def keys(self) -> tuple[str | bytes, ...]:
+        return (self.key, *self.also)
 
     def __repr__(self) -> str:
         return "BLPOP"
@@ -63,7 +74,7 @@ class AcquireWait:
     integer, BLPOP's reply or None). A driver may send both in one pipeline (``ACQUIRE`` then
     runs with selfwake=1, so a win also feeds the BLPOP); otherwise it runs them in turn."""
 
-    __slots__ = ("keys", "args", "wake", "timeout", "deadline")
+    __slots__ = ("keys", "args", "wake", "timeout", "deadline", "also")
 
     def __init__(
         self,
@@ -72,9 +83,14 @@ class AcquireWait:
         wake: str | bytes,
         timeout: float,
         deadline: float | None = None,
+        also: tuple[str | bytes, ...] = (),
     ) -> None:
         self.keys, self.args, self.wake, self.timeout = keys, args, wake, timeout
-        self.deadline = deadline
+        self.deadline, self.also = deadline, also
+
+    def block_pop(self) -> BlockPop:
+        """The wait half on its own (drivers that cannot pipeline the two)."""
+        return BlockPop(self.wake, self.timeout, self.deadline, self.also)
 
     def __repr__(self) -> str:
         return "acquire script + BLPOP"
@@ -181,6 +197,9 @@ class LockCore:
         self._waiter_lease_ms = int((2 * poll_interval + 1.0) * 1000)
         # Why this client cannot wait (a pool of one connection), if it cannot.
         self._waits_refused: ValueError | None = None
+        #: (key, value) popped from one of ``acquire(wake_on=...)``'s keys by the last
+        #: acquisition, or None: that acquisition ended because the caller's key fired.
+        self.woken_by: tuple[Any, Any] | None = None
 
     def __repr__(self) -> str:
         state = f"held, fence={self.fence}" if self.token else "not held"
@@ -197,8 +216,13 @@ class LockCore:
         self.token, self.depth = None, 0
 
     def _acquire_steps(
-        self, blocking: bool, timeout: float | None, token: str | bytes | None = None
+        self,
+        blocking: bool,
+        timeout: float | None,
+        token: str | bytes | None = None,
+        wake_on: tuple[str | bytes, ...] = (),
     ) -> Steps:
+        self.woken_by = None
         if self.token is not None:
             if not self.reentrant:
                 raise LockError(
@@ -232,19 +256,25 @@ class LockCore:
             if enqueue and _contended.get(self.key):
                 wait = self._wait_chunk(self.poll_interval, deadline)
                 result, popped = yield AcquireWait(
-                    keys, args[:5], wake, wait, self._chunk_deadline(wait, deadline)
+                    keys, args[:5], wake, wait, self._chunk_deadline(wait, deadline), wake_on
                 )
                 just_waited = result < 0
             else:
                 result = yield Eval(ACQUIRE, keys, args)
             if result > 0:
                 _note_contention(self.key, False)
+                self._note_woken(popped, wake)
                 return self._won(token, result)
             if not enqueue:
                 return False
             _note_contention(self.key, True)
             while True:
                 if just_waited:
+                    if self._note_woken(popped, wake):
+                        # The caller's own key fired first: leave the queue (keeping a lock
+                        # handed to us meanwhile: the caller is told it holds it).
+                        fence = yield Eval(CANCEL, keys, (token, self.ttl_ms))
+                        return self._won(token, fence) if fence > 0 else False
                     if popped is not None and int(popped[1]) > 0:
                         # handed over: already ours
                         return self._won(token, int(popped[1]), handed=True)
@@ -260,7 +290,7 @@ class LockCore:
                     fence = yield Eval(CANCEL, keys, (token, self.ttl_ms))
                     return self._won(token, fence) if fence > 0 else False
                 chunk = self._wait_chunk(wait, deadline)
-                popped = yield BlockPop(wake, chunk, self._chunk_deadline(chunk, deadline))
+                popped = yield BlockPop(wake, chunk, self._chunk_deadline(chunk, deadline), wake_on)
                 just_waited = True
         except GeneratorExit:  # abandoned by its driver: nothing may be yielded any more
             raise
@@ -274,6 +304,13 @@ class LockCore:
                     if (yield Eval(CANCEL, keys, (token, self.ttl_ms))) > 0:
                         yield Eval(RELEASE, keys, (token, 0, args[4]))
             raise
+
+    def _note_woken(self, popped: Any, wake: str | bytes) -> bool:
+        """True (and :attr:`woken_by` set) if a BLPOP reply came from a ``wake_on`` key."""
+        if popped is None or as_bytes(popped[0]) == as_bytes(wake):
+            return False
+        self.woken_by = (popped[0], popped[1])
+        return True
 
     def _wait_chunk(self, wait: float, deadline: float | None) -> float:
         """One BLPOP's timeout: ``wait``, cut to the deadline and the client's socket timeout."""

@@ -58,7 +58,7 @@ def pool_of(client: Any) -> Any | None:
 def _acquire_wait_commands(op: AcquireWait) -> list[tuple[Any, ...]]:
     return [
         ("EVALSHA", ACQUIRE.sha, len(op.keys), *op.keys, *op.args, 1),
-        ("BLPOP", op.wake, op.timeout),
+        ("BLPOP", op.wake, *op.also, op.timeout),
     ]
 
 
@@ -125,7 +125,7 @@ def _read_reply_sync(conn: Any) -> Any:
 def block_pop_sync(pool: Any, op: BlockPop) -> Any:
     conn = pool.get_connection()
     try:
-        conn.send_command("BLPOP", op.key, op.timeout)
+        conn.send_command("BLPOP", *op.keys, op.timeout)
         return _read_sync(conn, op.deadline)
     finally:
         pool.release(conn)
@@ -171,7 +171,7 @@ async def _read_reply_async(conn: Any) -> Any:
 async def block_pop_async(pool: Any, op: BlockPop) -> Any:
     conn = await pool.get_connection()
     try:
-        await conn.send_command("BLPOP", op.key, op.timeout)
+        await conn.send_command("BLPOP", *op.keys, op.timeout)
         return await _read_async(conn, op.deadline)
     finally:
         await pool.release(conn)

@@ -27,6 +27,8 @@ def remember_placement(session: SessionBase, sale_id: int, placement: Placement)
         "order_id": str(placement.order.pk),
         "lock_wait_ms": placement.lock_wait_ms,
         "fence": placement.fence,
+        "batch_position": placement.order.batch_position,
+        "batch_size": placement.order.batch_size,
         "replayed": not placement.created,
         "queued": placement.queued,
     }
@@ -39,7 +41,8 @@ def recalled_placement(session: SessionBase, sale_id: int) -> dict | None:
 
 @dataclass(frozen=True)
 class PurchaseFacts:
-    """What happened underneath one purchase: the lock wait, the fence, the order id's parts."""
+    """What happened underneath one purchase: the lock wait, the fence, the batch it rode in
+    (group commit: its position and the batch's size), the order id's parts."""
 
     order_id: str
     lock_wait_ms: float | None
@@ -49,6 +52,8 @@ class PurchaseFacts:
     id_sequence: int | None
     replayed: bool = False
     queued: bool = False
+    batch_position: int | None = None
+    batch_size: int | None = None
 
 
 def purchase_facts(
@@ -58,6 +63,8 @@ def purchase_facts(
     *,
     replayed: bool = False,
     queued: bool = False,
+    batch_position: int | None = None,
+    batch_size: int | None = None,
 ) -> PurchaseFacts:
     try:
         parts = parse_order_id(int(order_id))
@@ -73,6 +80,8 @@ def purchase_facts(
         parts.sequence if parts else None,
         replayed,
         queued,
+        batch_position,
+        batch_size,
     )
 
 
@@ -86,6 +95,8 @@ def facts_for_sale(session: SessionBase, sale_id: int) -> PurchaseFacts | None:
         found["fence"],
         replayed=found["replayed"],
         queued=found["queued"],
+        batch_position=found.get("batch_position"),
+        batch_size=found.get("batch_size"),
     )
 
 
@@ -99,4 +110,6 @@ def facts_for_order(session: SessionBase, order: Order) -> PurchaseFacts:
         order.lock_wait_ms if order.lock_wait_ms is not None else found.get("lock_wait_ms"),
         order.fence if order.fence is not None else found.get("fence"),
         queued=bool(getattr(order, "queued", False)),
+        batch_position=order.batch_position,
+        batch_size=order.batch_size,
     )
