@@ -153,7 +153,9 @@ def send_task(rabbitmq_url, cluster_queue):
     win over an app's own broker setting."""
     from celery import Celery
 
-    sender = Celery("cluster-test-sender")
+    # Not the current app: the engine sends its tasks through celery.current_app, and a sender
+    # left current would route every later test's tasks to RabbitMQ (and past eager mode).
+    sender = Celery("cluster-test-sender", set_as_current=False)
 
     def send(name: str, *args) -> None:
         with sender.connection_for_write(rabbitmq_url) as connection:
