@@ -494,7 +494,7 @@ def audit_rounds(
         )
         return [
             {
-                "strategy": soldout if load.name == yardsticks.SOLD_OUT else load.name,
+                "strategy": soldout if load.name == yardsticks.SOLD_OUT else load.strategy,
                 "scenario": "sold out" if load.name == yardsticks.SOLD_OUT else "hot (rounds)",
                 "audit": verdict,
             }
@@ -503,9 +503,10 @@ def audit_rounds(
 
 
 def prepare_yardstick_sales(
-    args: argparse.Namespace, env: dict[str, str], out: Path
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
-    """(hot items per safe strategy, a one-unit sale to sell out, the flash-crowd sales)."""
+    args: argparse.Namespace, env: dict[str, str], out: Path, generator: str
+) -> tuple[dict[str, Any], dict[str, Any], int | None, dict[str, Any] | None]:
+    """(hot items per safe strategy, a one-unit sale to sell out, with wrk a hot ``lock`` item
+    for group commit off, the flash-crowd sales)."""
     print(f"preparing: {args.users} buyers, hot items, a sold-out sale", flush=True)
     hot = prepare(
         env,
@@ -518,6 +519,18 @@ def prepare_yardstick_sales(
     sold = prepare(
         env, out / "soldout", users=1, strategies=[args.soldout_strategy], stock=1, migrate=False
     )
+    batch_one = None
+    if generator == "wrk":  # the hot crowd's tokens buy there too (the limit is per sale)
+        one = prepare(
+            env,
+            out / "hot-batch1",
+            users=1,
+            strategies=["lock"],
+            stock=HOT_STOCK,
+            per_user_limit=HOT_LIMIT,
+            migrate=False,
+        )
+        batch_one = one["sales"]["lock"]
     crowd = None
     if args.flash_strategies:
         crowd = prepare(
@@ -528,7 +541,7 @@ def prepare_yardstick_sales(
             stock=args.stock,
             migrate=False,
         )
-    return hot, sold, crowd
+    return hot, sold, batch_one, crowd
 
 
 def flash_crowds(
@@ -569,9 +582,9 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
             "soldout_strategy": args.soldout_strategy,
         }
         env = server_env(database_url=database_url, redis_url=redis_url, var_dir=out / "var")
-        hot, sold, crowd = prepare_yardstick_sales(args, env, out)
+        hot, sold, batch_one, crowd = prepare_yardstick_sales(args, env, out, generator)
         soldout_sale = sold["sales"][args.soldout_strategy]
-        loads = yardsticks.workloads(hot["sales"], soldout_sale)
+        loads = yardsticks.workloads(hot["sales"], soldout_sale, batch_one)
         rounds_dir = out / "rounds"
         with Stack(env, out / "logs", **stack_options(args)) as stack:
             yardsticks.sell_out(stack.url, soldout_sale, sold["tokens"][0], rounds_dir / "soldout")

@@ -48,6 +48,7 @@ class Workload:
     name: str
     path: str
     sale_id: int | None = None
+    strategy: str | None = None  # the sale's strategy, when the name says more (a variant)
 
     @property
     def orders(self) -> bool:
@@ -56,17 +57,30 @@ class Workload:
     @property
     def headline(self) -> str:
         """The figure the goals compare: accepted orders/s for a strategy, answers/s else."""
-        return "accepted_rps" if self.name in HOT_STRATEGIES else "rps"
+        return "accepted_rps" if self.orders and self.name != SOLD_OUT else "rps"
 
 
-def workloads(hot_sales: dict[str, int], soldout_sale: int) -> list[Workload]:
-    """ping, floor, sold-out answers, then each safe strategy's hot item, in that order."""
+# ``lock`` with group commit off (one order per lock hold), on a sale of its own, so students
+# see what the batch buys in the same rounds; wrk only (its ``?lock_batch=1`` is a load-test
+# server's per-request override, loadtest.lock_batch).
+LOCK_BATCH_ONE = "lock_batch1"
+
+
+def workloads(
+    hot_sales: dict[str, int], soldout_sale: int, batch_one_sale: int | None = None
+) -> list[Workload]:
+    """ping, floor, sold-out answers, then each safe strategy's hot item, in that order (and
+    ``lock`` with one order per lock hold after ``lock``, given ``batch_one_sale``)."""
     order = "/api/v1/sales/{}/orders/"
+    hot = [Workload(s, order.format(hot_sales[s]), hot_sales[s], s) for s in HOT_STRATEGIES]
+    if batch_one_sale is not None:
+        path = order.format(batch_one_sale) + "?lock_batch=1"
+        hot.insert(1, Workload(LOCK_BATCH_ONE, path, batch_one_sale, "lock"))
     return [
         Workload("ping", "/loadtest/ping"),
         Workload("floor", "/loadtest/floor"),
         Workload(SOLD_OUT, order.format(soldout_sale), soldout_sale),
-        *(Workload(s, order.format(hot_sales[s]), hot_sales[s]) for s in HOT_STRATEGIES),
+        *hot,
     ]
 
 
