@@ -37,7 +37,7 @@ import redis
 from seckill import probes
 from seckill.errors import Busy, LimitReached, SeckillError, SoldOut, StaleFence, Unavailable
 from seckill.infrastructure.lua import registered_script
-from seckill.infrastructure.redis_client import get_redis
+from seckill.infrastructure.redis_client import get_redis, is_cluster
 from seckill.keys import SaleKeys, sale_keys
 from seckill.lock import Lock, LockNotOwnedError
 
@@ -291,7 +291,13 @@ def _awaited(client: redis.Redis, keys: SaleKeys, request_id: int) -> Outcome:
 
 
 def _socket_timeout(client: redis.Redis) -> float:
-    return float(client.connection_pool.connection_kwargs.get("socket_timeout") or 2.0)
+    """The client's read timeout, which a blocking wait must stay under (a Redis Cluster client
+    has no pool of its own: its nodes' connections share these settings)."""
+    if is_cluster(client):
+        kwargs = client.get_connection_kwargs()
+    else:
+        kwargs = client.connection_pool.connection_kwargs
+    return float(kwargs.get("socket_timeout") or 2.0)
 
 
 def _text(raw: bytes | str) -> str:

@@ -26,12 +26,15 @@ def crowd():
 
 def assert_audit_clean(sale_id: int, client, stock_left: int = 0) -> None:
     """The mirror is on the cluster (``stock_left`` units, sold out by default), and the audit
-    finds no violation and no warning (a key without TTL included)."""
+    finds no violation and no warning (a key without TTL included) but id inversions, which it
+    calls normal: ids come from several processes' clocks, redis_atomic rows are written when
+    the drain gets to them, and group commit issues an id when the request is queued."""
     assert client.get(sale_keys(sale_id).stock) == str(stock_left).encode()
     report = audit(sale_id, client=client, settle=0)
     (entry,) = report["sales"]
     assert report["ok"], report
-    assert entry["oversold"] == 0 and not entry["warnings"], entry
+    warnings = {w["code"] for w in entry["warnings"]} - {"id_inversions"}
+    assert entry["oversold"] == 0 and not warnings, entry
 
 
 def test_sale_keys_are_spread_over_the_masters(app_on_cluster, redis_cluster_handle):

@@ -22,6 +22,7 @@ from seckill.placement import place_order
 from seckill.reconcile import reconcile
 from tests.cluster.test_placement import assert_audit_clean
 from tests.engine.factories import make_sale
+from tests.engine.test_group_commit import wait_runs_out_after_the_request_was_taken
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -168,3 +169,11 @@ def test_sweep_on_rabbitmq_expires_orders_and_returns_units(
     sale.refresh_from_db()
     assert sale.stock_left == 4
     assert_audit_clean(sale.pk, app_on_cluster, stock_left=4)
+
+
+def test_group_commit_waiter_whose_request_was_taken_gets_its_answer_on_the_cluster(
+    app_on_cluster,
+):
+    """The waiter then reads the answer with the cluster client's own read timeout (a cluster
+    client has no connection pool to ask: this was an AttributeError under a loaded crowd)."""
+    wait_runs_out_after_the_request_was_taken()

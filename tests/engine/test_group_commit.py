@@ -171,6 +171,12 @@ def test_a_wait_that_runs_out_while_queued_is_busy_and_withdrawn(redis_client, s
 
 def test_a_wait_that_runs_out_after_its_request_was_taken_gets_its_answer(redis_client):
     """The earlier attempt's defect: such a waiter answered 503 in a normal crowd."""
+    wait_runs_out_after_the_request_was_taken()
+
+
+def wait_runs_out_after_the_request_was_taken() -> None:
+    """A waiter whose wait ends while a combiner decides its request gets that answer (also
+    run on a Redis Cluster, tests/cluster)."""
     sale = make_sale(stock=5, strategy="lock_fenced")
     combiner_user, waiter_user = users(2)
     # The combiner holds the lock 0.6 s before taking its batch and 1 s inside the decision.
