@@ -34,7 +34,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from seckill import stock
+from seckill import probes, stock
 from seckill.errors import Busy, NotFound
 from seckill.ids import parse_order_id
 from seckill.infrastructure.redis_client import get_redis
@@ -201,6 +201,9 @@ def drain(sale_id: int, older_than_seconds: float | None = None, linger: float =
     if not lock.acquire(blocking=True, timeout=DRAIN_LOCK_WAIT):
         raise Busy("another drain of this sale is still running", retry_after=1)
     try:
+        delay = probes.setting("SECKILL_DRAIN_DELAY")
+        if delay:  # fault injection: widen the window a killed worker dies in
+            time.sleep(delay)
         records = list(queued_records(sale_id, client).values())
         if older_than_seconds is not None:
             cutoff = datetime.now().timestamp() - older_than_seconds

@@ -180,6 +180,9 @@ SECKILL_IDGEN_LOCK_DIR = os.environ.get("SECKILL_IDGEN_LOCK_DIR") or None
 # Fault injection for tests and the teaching demo: a pause inside the critical section, between
 # reading the stock and writing it. 0 in production.
 SECKILL_CRITICAL_SECTION_DELAY = float(os.environ.get("SECKILL_CRITICAL_SECTION_DELAY", "0"))
+# Fault injection: a redis_atomic drain holds its lock this long before writing, so a fault
+# scenario can kill the worker mid-drain for certain. 0 in production.
+SECKILL_DRAIN_DELAY = float(os.environ.get("SECKILL_DRAIN_DELAY", "0"))
 
 CELERY_BEAT_SCHEDULE = {
     "seckill-sweep": {"task": "seckill.sweep", "schedule": SECKILL_EXPIRY_SWEEP_INTERVAL},

@@ -125,7 +125,8 @@ def celery_worker_killed(
 
     The worker is paused while the crowd is accepted (the orders pile up in the sale's queued
     hash, their drain request in the broker), resumed, and killed as soon as it holds the
-    sale's drain lock. Its unacknowledged task (acks_late) is redelivered — forced here the way
+    sale's drain lock (each drain holds it 1 s first: ``SECKILL_DRAIN_DELAY``). Its
+    unacknowledged task (acks_late) is redelivered — forced here the way
     the visibility timeout would do it an hour later — to a replacement worker, which waits out
     the dead drain's lock lease; persisting is idempotent by order id. Every 202 ends as exactly
     one order and the stock is deducted once per order.
@@ -133,7 +134,10 @@ def celery_worker_killed(
     from seckill.keys import sale_keys
 
     result = Result("celery_worker_killed", "Celery worker SIGKILLed while persisting orders")
-    with Rig(database_url, work, celery_concurrency=4) as rig:
+    # Each drain holds its lock 1 s before writing, so the kill lands inside one for certain
+    # (a fast drain of a few orders could finish between two looks at the lock).
+    extra = {"SECKILL_DRAIN_DELAY": "1"}
+    with Rig(database_url, work, celery_concurrency=4, extra=extra) as rig:
         tokens = make_buyers("ck", buyers)
         sale_id = make_sale("redis_atomic", stock)
         drain_lock = sale_keys(sale_id).drain_lock
