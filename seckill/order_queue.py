@@ -201,9 +201,7 @@ def drain(sale_id: int, older_than_seconds: float | None = None, linger: float =
     if not lock.acquire(blocking=True, timeout=DRAIN_LOCK_WAIT):
         raise Busy("another drain of this sale is still running", retry_after=1)
     try:
-        delay = probes.setting("SECKILL_DRAIN_DELAY")
-        if delay:  # fault injection: widen the window a killed worker dies in
-            time.sleep(delay)
+        probes.pause("SECKILL_DRAIN_DELAY")  # fault injection: the window a killed worker dies in
         records = list(queued_records(sale_id, client).values())
         if older_than_seconds is not None:
             cutoff = datetime.now().timestamp() - older_than_seconds

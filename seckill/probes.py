@@ -10,6 +10,7 @@ see the lab's settings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,6 +44,14 @@ def setting(name: str, default: Any = None) -> Any:
         if name in overrides:
             return overrides[name]
     return getattr(settings, name, default)
+
+
+def pause(name: str) -> None:
+    """Fault injection: sleep the seconds the setting ``name`` says (0, the default: not at
+    all), to widen a window a test or the lab needs to hit."""
+    delay = setting(name)
+    if delay:
+        time.sleep(delay)
 
 
 @contextmanager

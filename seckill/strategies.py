@@ -48,9 +48,7 @@ class Placement:
 
 def critical_section_pause() -> None:
     """Fault injection: widen the race window between reading and writing the stock."""
-    delay = probes.setting("SECKILL_CRITICAL_SECTION_DELAY")
-    if delay:
-        time.sleep(delay)
+    probes.pause("SECKILL_CRITICAL_SECTION_DELAY")
 
 
 def find_replay(sale: Sale, buyer_id: int, idempotency_key: str) -> Order | None:
