@@ -80,17 +80,14 @@ def turn_away_if_sold_out(sale: Sale, buyer_id: int, key: str) -> Placement | No
     the last units gets that order back, not 409."""
     if not stock.is_sold_out(sale):
         return None
-    replay = replayed(sale, buyer_id, key)
-    if replay is None:
-        raise SoldOut()
-    return replay
+    return sold_out_answer(sale, buyer_id, key)
 
 
-def sold_out_answer(sale: Sale, buyer_id: int, key: str, *, held: int) -> Placement:
+def sold_out_answer(sale: Sale, buyer_id: int, key: str, *, held: int | None = None) -> Placement:
     """The answer of a sold-out sale: 409, or the earlier order of a replayed key. Only a buyer
-    the mirror shows holding units (``held``) can be replaying, so only then is the database
-    asked: the crowd that arrives too late costs no query."""
-    replay = replayed(sale, buyer_id, key) if held > 0 else None
+    the mirror shows holding units (``held``, when the caller read it) can be replaying, so only
+    then is the database asked: the crowd that arrives too late costs no query."""
+    replay = replayed(sale, buyer_id, key) if held is None or held > 0 else None
     if replay is None:
         raise SoldOut()
     return replay
