@@ -26,10 +26,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from loadtest import ceiling as yardsticks
 from loadtest import report
 from loadtest.cluster import DEFAULT_AMQP_URL, app_cluster_support, broker_queue, private_cluster
+from loadtest.cpu_account import Meter
 from loadtest.preflight import PreflightError, preflight
 from loadtest.progress import Progress
 from loadtest.runner import LoadShape, audit, prepare, run_locust, run_wrk, seconds
@@ -596,6 +598,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
                 connections=args.connections,
                 wrk_threads=args.wrk_threads,
                 processes=args.processes,
+                meter=Meter(sessions=stack.sessions(), redis_port=urlsplit(redis_url).port),
             )
             print(f"{args.rounds} rounds, {args.slice} a slice, {generator}", flush=True)
             samples = yardsticks.rounds(slicer, loads, args.rounds, rounds_dir, args.warmup)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtest.cpu_account import Meter, per_answer
 from loadtest.runner import (
     ORDER_BODY,
     LoadShape,
@@ -118,12 +119,14 @@ class Slicer:
     connections: int
     wrk_threads: int = 2
     processes: int = 1
+    meter: Meter | None = None  # where the CPU goes per answer (loadtest.cpu_account)
 
     def measure(
         self, workload: Workload, results: Path, duration: str | None = None
     ) -> dict[str, Any]:
         """One slice (of ``duration``, default the run's slice) of one workload."""
         busy_before, total_before = machine_jiffies()
+        cpu_before = self.meter.snapshot() if self.meter else None
         duration = duration or self.slice_duration
         if self.generator == "wrk":
             sample = self._wrk(workload, results, duration)
@@ -131,6 +134,9 @@ class Slicer:
             sample = self._locust(workload, results, duration)
         busy_after, total_after = machine_jiffies()
         sample["machine_busy"] = (busy_after - busy_before) / max(1, total_after - total_before)
+        if self.meter and cpu_before is not None:
+            answered = round(sample["rps"] * sample["elapsed_s"])
+            sample["cpu_ms"] = per_answer(cpu_before, self.meter.snapshot(), answered)
         if not workload.orders:
             sample["accepted_rps"] = None
         return {"workload": workload.name, **sample}
@@ -160,17 +166,18 @@ class Slicer:
         shape = LoadShape(self.connections, duration, self.connections, self.processes)
         load = run_locust(self.url, data, scenario, shape, results / uuid.uuid4().hex[:8])
         stats = dict(load["endpoints"].get(endpoint) or {"count": 0, "rps": 0.0})
-        if not workload.orders:  # run_locust has done this for orders already
-            answered = sum(load["answers"].values())
-            if stats["count"]:
-                correct_order_count(stats, load["answers"])
-            elif answered:  # the master missed every report: the answer files are complete
-                stats["rps"] = answered / seconds(duration)
+        answered, accepted_rps = sum(load["answers"].values()), load["accepted_rps"]
+        if not workload.orders and stats["count"]:  # run_locust did this for orders already
+            correct_order_count(stats, load["answers"])
+        elif not stats["count"] and answered:
+            # The master missed every report (a loaded machine): the answer files are complete.
+            stats["rps"] = answered / seconds(duration)
+            accepted_rps = load["accepted"] / seconds(duration)
         return {
             "generator": "locust",
             "rps": stats.get("rps", 0.0),
             "accepted": load["accepted"],
-            "accepted_rps": load["accepted_rps"],
+            "accepted_rps": accepted_rps,
             "answers": load["answers"],
             **{p: stats.get(p, 0.0) for p in ("p50", "p95", "p99")},
             "socket_errors": stats.get("failures", 0),
@@ -229,6 +236,12 @@ def _share(samples: list[dict], name: str, key: str, base: str) -> float | None:
     return _median(ratios)
 
 
+def _median_parts(samples: list[dict[str, float]]) -> dict[str, float]:
+    """Each part's median over the rounds that measured it."""
+    parts = dict.fromkeys(part for sample in samples for part in sample)
+    return {part: _median([s.get(part) for s in samples]) for part in parts}
+
+
 def summarize(samples: list[dict[str, Any]], loads: list[Workload]) -> list[dict[str, Any]]:
     """Per workload: medians over the rounds, shares of ping and floor, generator load."""
     rows = []
@@ -259,6 +272,7 @@ def summarize(samples: list[dict[str, Any]], loads: list[Workload]) -> list[dict
                 "generator_threads": threads,
                 "generator_bound": generator / threads >= GENERATOR_BOUND,
                 "machine_busy": _median([s["machine_busy"] for s in mine]),
+                "cpu_ms": _median_parts([s.get("cpu_ms") or {} for s in mine]),
             }
         )
     return rows

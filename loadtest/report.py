@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from loadtest.cpu_account import PARTS
 from loadtest.scenarios import ORDER
 
 SAFE = {"lock", "lock_fenced", "redis_atomic", "db_row_lock"}
@@ -511,6 +512,26 @@ def yardstick_table(summary: list[dict[str, Any]]) -> Table:
     return headers, rows
 
 
+def cpu_table(summary: list[dict[str, Any]]) -> Table | None:
+    """Per workload, ms of CPU one answer costs each part of the machine (median over the
+    rounds; loadtest.cpu_account), and its cost in pings. None when nothing was measured."""
+    measured = [r for r in summary if r.get("cpu_ms")]
+    if not measured:
+        return None
+    ping = next((r["cpu_ms"].get("total") for r in measured if r["workload"] == "ping"), None)
+    headers = ["workload", *PARTS, "total ms", "in pings"]
+    rows = [
+        [
+            r["workload"],
+            *(_fmt(r["cpu_ms"].get(part), 3) for part in PARTS),
+            _fmt(r["cpu_ms"].get("total"), 3),
+            _fmt(r["cpu_ms"]["total"] / ping, 2) if ping and r["cpu_ms"].get("total") else "–",
+        ]
+        for r in measured
+    ]
+    return headers, rows
+
+
 def flash_table(phases: list[dict[str, Any]]) -> Table:
     """The flash crowd per strategy: placement latency against the goal, the generator's CPU."""
     headers = [
@@ -598,8 +619,22 @@ def ceiling_sections(result: dict[str, Any]) -> list[tuple[str, str, Table | Non
             + ".",
             yardstick_table(result["summary"]),
         ),
-        ("Audit, yardstick rounds", "", verdict_table(result["audits"])),
     ]
+    cpu = cpu_table(result["summary"])
+    if cpu:
+        out.append(
+            (
+                "Where the CPU goes, per answer",
+                "Milliseconds of CPU one answer cost each part of the machine during the "
+                "workload's slices (medians over the rounds; from /proc: the gunicorn servers, "
+                "the Celery worker, the run's Redis, every PostgreSQL process, the generator; "
+                "kernel/other is the rest of the machine's busy time, loopback networking "
+                "included). With every core busy, answers/s is about cores ÷ total: the part "
+                "that grows from ping to a workload is the cost that holds it back.",
+                cpu,
+            )
+        )
+    out.append(("Audit, yardstick rounds", "", verdict_table(result["audits"])))
     if result.get("flash"):
         out.append(
             (

@@ -213,6 +213,13 @@ class Stack:
             f"loadtest-{self.port}@%h",
         ]
 
+    def sessions(self) -> dict[int, str]:
+        """Each process session of the stack (every leader starts its own) and what it runs:
+        ``web`` for a gunicorn server, ``celery`` for the worker (see ``procs``)."""
+        return {
+            proc.pid: "celery" if index == 1 else "web" for index, proc in enumerate(self.procs)
+        }
+
     def own_lock_dir(self, name: str) -> dict[str, str]:
         """With several nodes, a process group's own idgen host-lock dir, as on its own host."""
         if self.web_nodes == 1:

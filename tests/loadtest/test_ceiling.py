@@ -65,7 +65,8 @@ def test_ceiling_runs_every_workload_and_the_audits_are_clean(redis_client, tmp_
     assert rows["soldout"]["accepted_rps"] == 0
     for name in ("ping", "floor"):
         assert rows[name]["share_of_ping" if name == "ping" else "share_of_floor"] == 1.0
-        assert set(rows[name]["answers"]) <= {"2xx"}, rows[name]  # Locust counts none
+        # every answer a success: wrk counts them as "2xx", Locust by status (200, 201)
+        assert all(k.startswith("2") for k in rows[name]["answers"]), rows[name]
     for name in expected[3:]:  # every strategy's hot item
         assert rows[name]["accepted_rps"] > 0, rows[name]
     audits = result["audits"] + result["flash"]
