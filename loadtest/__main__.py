@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtest import ceiling as yardsticks
-from loadtest import report
+from loadtest import report, server_profile
 from loadtest.cluster import DEFAULT_AMQP_URL, app_cluster_support, broker_queue, private_cluster
 from loadtest.cpu_account import Meter
 from loadtest.preflight import PreflightError, preflight
@@ -561,6 +561,14 @@ def flash_crowds(
     ]
 
 
+def profiler(stack: Stack, out: Path) -> server_profile.ServerProfiler:
+    """py-spy on the stack's (first) gunicorn server; exits when py-spy is missing."""
+    executable = server_profile.py_spy()
+    if executable is None:
+        raise SystemExit("error: --py-spy needs py-spy: .venv/bin/pip install py-spy")
+    return server_profile.ServerProfiler(stack.procs[0].pid, out / "profiles", executable)
+
+
 def cmd_ceiling(args: argparse.Namespace) -> int:
     """Ping, floor, sold-out answers and each safe strategy on one hot item, interleaved in
     rounds against one gunicorn; then the flash crowd per strategy. One report, the audits."""
@@ -599,6 +607,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
                 wrk_threads=args.wrk_threads,
                 processes=args.processes,
                 meter=Meter(sessions=stack.sessions(), redis_port=urlsplit(redis_url).port),
+                profiler=profiler(stack, out) if args.py_spy else None,
             )
             print(f"{args.rounds} rounds, {args.slice} a slice, {generator}", flush=True)
             samples = yardsticks.rounds(slicer, loads, args.rounds, rounds_dir, args.warmup)
@@ -607,6 +616,8 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
             result["audits"] = audit_rounds(env, loads, rounds_dir, args.soldout_strategy)
             result["flash"] = flash_crowds(args, stack, env, crowd, out) if crowd else []
     result["bounded_by"] = yardsticks.bounded_by(result["summary"])
+    if args.py_spy and (profiles := server_profile.summary(out / "profiles")):
+        print(f"web server profile per workload: {profiles}")
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
     path = report.write_ceiling_report(result, out)
     print()
@@ -792,6 +803,12 @@ def parser() -> argparse.ArgumentParser:
         "--warmup", type=duration, default="2s", help="an uncounted slice of each workload first"
     )
     ceil.add_argument("--connections", type=int, default=64, help="connections (Locust users)")
+    ceil.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="profile the web server in every counted slice (py-spy, GIL-holding samples): "
+        "<out>/profiles/summary.md per workload, raw stacks beside it",
+    )
     ceil.add_argument(
         "--generator",
         choices=["auto", "wrk", "locust"],

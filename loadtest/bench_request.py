@@ -3,7 +3,7 @@ by side in one run: the ping view, a floor-like DRF view (parse ``{"quantity": n
 ``EVALSHA``), a sold-out answer and an accepted ``redis_atomic`` order.
 
     python -m loadtest.bench_request [--redis-url redis://127.0.0.1:6379/14] [--requests 300]
-        [--rounds 7] [--profile sold_out]
+        [--rounds 7] [--profile sold_out [--sort tottime]]
 
 Database: ``DATABASE_URL`` as the app reads it (PostgreSQL for the figures the issue quotes);
 a throwaway test database is created and dropped, as the test runner does. Redis: a database
@@ -153,13 +153,13 @@ def measure(cases: dict[str, Callable[[], object]], requests: int, rounds: int) 
     return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in cases}
 
 
-def profile(call: Callable[[], object], requests: int) -> None:
+def profile(call: Callable[[], object], requests: int, sort: str = "cumulative") -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(requests):
         call()
     profiler.disable()
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats(sort).print_stats(40)
 
 
 def main() -> None:
@@ -168,6 +168,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", choices=CASES)
+    parser.add_argument(
+        "--sort", choices=("cumulative", "tottime"), default="cumulative", help="profile order"
+    )
     args = parser.parse_args()
     configure(args.redis_url)
     global urlpatterns
@@ -194,7 +197,7 @@ def main() -> None:
                 f"   cpu {cpu_ms:6.3f} ms {cpu_ms / ping_cpu:5.2f} x ping"
             )
         if args.profile:
-            profile(cases[args.profile], args.requests)
+            profile(cases[args.profile], args.requests, args.sort)
     finally:
         teardown_databases(databases, verbosity=0)
         scratch.flushdb()

@@ -32,6 +32,7 @@ from loadtest.runner import (
     seconds,
 )
 from loadtest.scenarios import ORDER
+from loadtest.server_profile import ServerProfiler
 
 YARDSTICKS = ("ping", "floor")
 SOLD_OUT = "soldout"
@@ -120,23 +121,31 @@ class Slicer:
     wrk_threads: int = 2
     processes: int = 1
     meter: Meter | None = None  # where the CPU goes per answer (loadtest.cpu_account)
+    profiler: ServerProfiler | None = None  # py-spy on the web server per slice
 
     def measure(
-        self, workload: Workload, results: Path, duration: str | None = None
+        self, workload: Workload, results: Path, duration: str | None = None, counted: bool = True
     ) -> dict[str, Any]:
-        """One slice (of ``duration``, default the run's slice) of one workload."""
+        """One slice (of ``duration``, default the run's slice) of one workload; only a
+        ``counted`` one is profiled."""
         busy_before, total_before = machine_jiffies()
         cpu_before = self.meter.snapshot() if self.meter else None
         duration = duration or self.slice_duration
+        profiled = self.profiler is not None and counted
+        recording = self.profiler.start(workload.name, seconds(duration)) if profiled else None
         if self.generator == "wrk":
             sample = self._wrk(workload, results, duration)
         else:
             sample = self._locust(workload, results, duration)
+        if recording is not None:
+            ServerProfiler.finish(recording, seconds(duration))
         busy_after, total_after = machine_jiffies()
         sample["machine_busy"] = (busy_after - busy_before) / max(1, total_after - total_before)
         if self.meter and cpu_before is not None:
             answered = round(sample["rps"] * sample["elapsed_s"])
-            sample["cpu_ms"] = per_answer(cpu_before, self.meter.snapshot(), answered)
+            sample["cpu_ms"] = per_answer(
+                cpu_before, self.meter.snapshot(), answered, sample["generator_cpu_s"]
+            )
         if not workload.orders:
             sample["accepted_rps"] = None
         return {"workload": workload.name, **sample}
@@ -200,7 +209,7 @@ def rounds(
     if warmup and seconds(warmup) > 0:
         say(f"  warm-up: {warmup} of each workload, not counted")
         for workload in loads:
-            slicer.measure(workload, out / workload.name, warmup)
+            slicer.measure(workload, out / workload.name, warmup, counted=False)
     samples = []
     for number in range(1, count + 1):
         ordered = loads if number % 2 else loads[::-1]

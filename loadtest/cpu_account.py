@@ -94,15 +94,21 @@ class Meter:
         return ticks
 
 
-def per_answer(before: Counter[str], after: Counter[str], answers: int) -> dict[str, float]:
+def per_answer(
+    before: Counter[str], after: Counter[str], answers: int, generator_s: float | None = None
+) -> dict[str, float]:
     """Milliseconds of CPU per answer by part (``PARTS``) over a slice, and ``total``.
 
     A process that started or ended inside the slice counts only what it spent while both
-    snapshots saw it; what is left of the machine's busy time lands in "kernel/other"."""
+    snapshots saw it, so a generator that runs once per slice (wrk, Locust) is better given
+    as ``generator_s``, its own measure of its CPU seconds; what is left of the machine's busy
+    time lands in "kernel/other"."""
     if answers <= 0:
         return {}
     scale = 1000 / TICKS_PER_SECOND / answers
     spent = {part: max(0, after[part] - before[part]) for part in PARTS[:-1]}
+    if generator_s is not None:
+        spent["generator"] = round(generator_s * TICKS_PER_SECOND)
     machine = max(0, after["machine"] - before["machine"])
     spent["kernel/other"] = max(0, machine - sum(spent.values()))
     figures = {part: ticks * scale for part, ticks in spent.items()}

@@ -120,17 +120,25 @@ class Batch:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A decided request: its order (new, or the earlier one of a replayed key) or a refusal."""
+    """A decided request: its order (new, or the earlier one of a replayed key) or a refusal.
+
+    ``record``: the committed order as JSON-able columns (``decide`` fills it in for the orders
+    it wrote), carried in the answer so that its waiter renders the order without reading it
+    back from the database; without one the waiter reads it by ``order_id``."""
 
     order_id: int | None = None
     created: bool = False
     error: SeckillError | None = None
     order: object | None = field(default=None, compare=False)  # the combiner's own, in memory
+    record: dict | None = field(default=None, compare=False)
 
     def encode(self) -> str:
         if self.error is not None:
             return json.dumps({"error": self.error.code, "message": self.error.message})
-        return json.dumps({"order": self.order_id, "created": self.created})
+        answer = {"order": self.order_id, "created": self.created}
+        if self.record is not None:
+            answer["record"] = self.record
+        return json.dumps(answer, separators=(",", ":"))
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Outcome:
@@ -138,7 +146,9 @@ class Outcome:
         if "error" in data:
             error_class = ERRORS.get(data["error"], Unavailable)
             return cls(error=error_class(data.get("message") or None))
-        return cls(order_id=int(data["order"]), created=bool(data["created"]))
+        return cls(
+            order_id=int(data["order"]), created=bool(data["created"]), record=data.get("record")
+        )
 
 
 Decide = Callable[[Batch], list[Outcome]]

@@ -21,7 +21,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from seckill import purchase_token as purchase_tokens
-from seckill.admission import SOLD_OUT, Admission, Mode, admit
+from seckill.admission import IN_STOCK, SOLD_OUT, Admission, Mode, admit
 from seckill.errors import (
     Busy,
     IdempotencyMismatch,
@@ -37,12 +37,14 @@ from seckill.models import Order, Sale, SaleStatus, Strategy
 from seckill.sale_cache import sale_definition
 from seckill.strategies import (
     CHECK_REPLAYS_INSIDE,
+    SOLD_OUT_FIRST,
     STRATEGIES,
     Placement,
     new_order,
     replayed,
     settle_reservation,
     sold_out_answer,
+    turn_away_if_sold_out,
 )
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 64
@@ -114,7 +116,18 @@ def place_order(
         return same_request(_run_strategy(sale, buyer, quantity, key, purchase_token), quantity)
 
 
-def _run_strategy(sale: Sale, buyer, quantity: int, key: str, purchase_token: str | None):
+def _run_strategy(
+    sale: Sale,
+    buyer,
+    quantity: int,
+    key: str,
+    purchase_token: str | None,
+    *,
+    sold_out_checked: bool = False,
+):
+    """The sale's strategy, after the checks every strategy shares. ``sold_out_checked``: the
+    caller has just read the sale's sold-out flag and found stock (the admission gate), so the
+    strategy's own sold-out short-circuit would only repeat that round trip."""
     if quantity > sale.per_user_limit:
         raise LimitReached(f"you may buy at most {sale.per_user_limit} of this sale")
     token_spent = (
@@ -124,6 +137,10 @@ def _run_strategy(sale: Sale, buyer, quantity: int, key: str, purchase_token: st
     )
     with token_spent:
         try:
+            if sale.strategy in SOLD_OUT_FIRST and not sold_out_checked:
+                replay = turn_away_if_sold_out(sale, buyer.pk, key)
+                if replay is not None:
+                    return replay
             return STRATEGIES[sale.strategy](sale, buyer, quantity, key)
         except IntegrityError:
             # Two requests with one Idempotency-Key raced past the check (strategy unsafe):
@@ -221,5 +238,6 @@ def place_admitted(request: AdmittedOrder) -> Placement:
         elif request.admission.sold_out_state == SOLD_OUT:
             placement = sold_out_answer(sale, buyer.pk, key, held=request.admission.held)
         else:
-            placement = _run_strategy(sale, buyer, quantity, key, None)
+            in_stock = request.admission.sold_out_state == IN_STOCK
+            placement = _run_strategy(sale, buyer, quantity, key, None, sold_out_checked=in_stock)
     return same_request(placement, quantity)

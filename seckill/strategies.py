@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -313,7 +314,31 @@ def read_modify_write_batch(
     stock.mirror_sold_many(sale, [(order.buyer_id, order.quantity) for order in orders])
     if left <= 0 and any(isinstance(o.error, SoldOut) for o in outcomes):
         stock.mark_sold_out(sale)
-    return outcomes
+    return [
+        replace(o, record=order_columns(o.order)) if o.order is not None else o for o in outcomes
+    ]
+
+
+def order_columns(order: Order) -> dict:
+    """A committed order's columns, JSON-able, for its waiter's answer (group commit): reading
+    the order back instead cost a query per buyer, a fifth of a lock order's web CPU."""
+    values = {}
+    for column in Order._meta.concrete_fields:
+        value = column.value_from_object(order)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = str(value)
+        values[column.attname] = value
+    return values
+
+
+def order_from_columns(values: dict) -> Order:
+    """The order :func:`order_columns` describes, as the database holds it."""
+    fields = Order._meta.concrete_fields
+    return Order.from_db(
+        "default", [f.attname for f in fields], [f.to_python(values[f.attname]) for f in fields]
+    )
 
 
 def place_unsafe(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
@@ -327,9 +352,6 @@ def _place_holding(
     lock, sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str, *, fenced: bool
 ) -> Placement:
     """Run the critical section while holding ``lock``, waiting at most SECKILL_LOCK_WAIT."""
-    replay = turn_away_if_sold_out(sale, buyer.pk, key)
-    if replay is not None:
-        return replay
     started = time.perf_counter()
     if not lock.acquire(blocking=True, timeout=settings.SECKILL_LOCK_WAIT):
         raise Busy(retry_after=1)
@@ -373,9 +395,6 @@ def _place_combined(
     batch_size = int(probes.setting("SECKILL_LOCK_BATCH", 1))
     if batch_size <= 1:
         return _place_holding(item_lock(sale.pk), sale, buyer, quantity, key, fenced=fenced)
-    replay = turn_away_if_sold_out(sale, buyer.pk, key)
-    if replay is not None:
-        return replay
     request = group_commit.Request(next_order_id(), buyer.pk, quantity, key)
     outcome, waited_ms = group_commit.place(
         item_lock(sale.pk),
@@ -388,7 +407,11 @@ def _place_combined(
     if outcome.error is not None:
         raise outcome.error
     try:
-        order = outcome.order or Order.objects.get(pk=outcome.order_id)
+        order = outcome.order or (
+            order_from_columns(outcome.record)
+            if outcome.record is not None
+            else Order.objects.get(pk=outcome.order_id)
+        )
     except Order.DoesNotExist:
         # Decided, then deleted by a staff reset before this buyer could read it back.
         log.warning("sale %s: order %s gone before its buyer read it", sale.pk, outcome.order_id)
@@ -411,9 +434,6 @@ def place_lock_fenced(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: s
 
 def place_db_row_lock(sale: Sale, buyer: AbstractBaseUser, quantity: int, key: str) -> Placement:
     """SELECT … FOR UPDATE on the sale row: the database serializes buyers (and is the limit)."""
-    replay = turn_away_if_sold_out(sale, buyer.pk, key)
-    if replay is not None:
-        return replay
     with transaction.atomic():
         locked = Sale.objects.select_for_update().get(pk=sale.pk)
         probes.point("entered")
@@ -480,6 +500,13 @@ CHECK_REPLAYS_INSIDE = frozenset(
         Strategy.DB_ROW_LOCK,
         Strategy.REDIS_ATOMIC,
     }
+)
+
+# Strategies whose buyers are turned away on the sold-out flag (turn_away_if_sold_out) before
+# they queue for the lock or the row: the caller does it (seckill.placement), unless it has just
+# read the flag itself (the admission gate).
+SOLD_OUT_FIRST = frozenset(
+    {Strategy.NAIVE_LOCK, Strategy.LOCK, Strategy.LOCK_FENCED, Strategy.DB_ROW_LOCK}
 )
 
 STRATEGIES: dict[str, Callable[[Sale, AbstractBaseUser, int, str], Placement]] = {

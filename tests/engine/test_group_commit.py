@@ -22,7 +22,7 @@ from seckill.item_locks import item_lock
 from seckill.keys import sale_keys
 from seckill.models import Order
 from seckill.placement import place_order
-from seckill.strategies import read_modify_write_batch
+from seckill.strategies import order_columns, order_from_columns, read_modify_write_batch
 from tests.engine.crowd import Buyer, run_threads
 from tests.engine.factories import make_sale
 
@@ -57,6 +57,30 @@ def test_a_batch_is_one_read_one_update_one_insert(redis_client):
         (i, 4, 7) for i in range(1, 5)
     ]
     assert {o.id for o in orders} == {r.id for r in batch.requests}
+
+
+def test_a_waiters_answer_carries_its_order_as_committed(redis_client):
+    """A waiter renders its order from the answer: no read back, and nothing differs from the
+    row the combiner committed."""
+    sale = make_sale(stock=10, strategy="lock")
+    batch = group_commit.Batch([request(b, key="k") for b in users(3)], fence=4, lock_wait_ms=2.0)
+    outcomes = read_modify_write_batch(sale, batch, check_fence=False)
+    for outcome in outcomes:
+        answer = group_commit.Outcome.decode(outcome.encode())  # as the waiter receives it
+        assert answer.record is not None and answer.order_id == outcome.order_id
+        with CaptureQueriesContext(connection) as queries:
+            rebuilt = order_from_columns(answer.record)
+        assert not queries.captured_queries
+        stored = Order.objects.get(pk=outcome.order_id)
+        assert order_columns(rebuilt) == order_columns(stored)
+        assert (rebuilt.created_at, rebuilt.unit_price, rebuilt.pay_by) == (
+            stored.created_at,
+            stored.unit_price,
+            stored.pay_by,
+        )
+        assert not rebuilt._state.adding  # a saved order, as if read from the database
+    refused = group_commit.Outcome(error=SoldOut())
+    assert group_commit.Outcome.decode(refused.encode()).record is None
 
 
 def test_a_batch_decides_in_order_limits_stock_and_replays(redis_client):
