@@ -104,6 +104,26 @@ def start_group(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Po
         )
 
 
+def celery_worker_command(
+    *, concurrency: int, name: str, log_level: str = "warning", heartbeat: bool = False
+) -> list[str]:
+    """The app's Celery worker as the load tests, the fault rig and the test suite run it: a
+    thread pool (the drain and the sweeps wait on Redis and the database, not the CPU), no
+    gossip or mingle (nothing to sync at start), and no heartbeats unless asked (a worker
+    that is killed or frozen on purpose is watched by its process, not by its peers)."""
+    command = [
+        sys.executable,
+        *("-m", "celery", "-A", "shop", "worker"),
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if not heartbeat:
+        command.append("--without-heartbeat")
+    return [*command, "-l", log_level, "-n", name]
+
+
 def health(url: str, timeout: float = 2.0) -> dict | None:
     """/healthz's report, or None when nothing answers."""
     try:
@@ -195,23 +215,9 @@ class Stack:
         ]
 
     def worker_command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "shop",
-            "worker",
-            "--pool=threads",
-            f"--concurrency={self.celery_concurrency}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "warning",
-            "-n",
-            f"loadtest-{self.port}@%h",
-        ]
+        return celery_worker_command(
+            concurrency=self.celery_concurrency, name=f"loadtest-{self.port}@%h"
+        )
 
     def sessions(self) -> dict[int, str]:
         """Each process session of the stack (every leader starts its own) and what it runs:

@@ -62,6 +62,11 @@ class Sale(models.Model):
     def __str__(self) -> str:
         return f"{self.product} sale #{self.pk}"
 
+    def is_open_at(self, now) -> bool:
+        """Within its window (started, not ended), sold out or not: the time orders and purchase
+        tokens are taken; the stock is the strategies' to judge."""
+        return self.starts_at <= now < self.ends_at
+
     def status_at(self, now) -> str:
         if now < self.starts_at:
             return SaleStatus.UPCOMING

@@ -33,7 +33,7 @@ from seckill.errors import (
 )
 from seckill.infrastructure.redis_client import REDIS_OUTAGES
 from seckill.lock import LockUnavailableError
-from seckill.models import Order, Sale, SaleStatus, Strategy
+from seckill.models import Order, Sale, Strategy
 from seckill.sale_cache import sale_definition
 from seckill.strategies import (
     CHECK_REPLAYS_INSIDE,
@@ -104,9 +104,9 @@ def place_order(
     key = clean_idempotency_key(idempotency_key)
     with backing_services():
         sale = sale_definition(sale_id)
-        status = sale.status_at(timezone.now())
-        if status in (SaleStatus.UPCOMING, SaleStatus.ENDED):
-            raise NotLive(f"this sale is {status}")
+        now = timezone.now()
+        if not sale.is_open_at(now):
+            raise NotLive(f"this sale is {sale.status_at(now)}")
         # A purchase token must not be spent on a replay; strategies that check replays
         # themselves would only repeat this query.
         if key and (sale.require_purchase_token or sale.strategy not in CHECK_REPLAYS_INSIDE):
@@ -182,7 +182,7 @@ def gate_mode(sale: Sale, now) -> Mode:
     checks replays itself get more than token and throttles; a purchase token (spent in the
     database) or a sale not yet or no longer live takes the general path after the gate."""
     if (
-        sale.status_at(now) in (SaleStatus.UPCOMING, SaleStatus.ENDED)
+        not sale.is_open_at(now)
         or sale.require_purchase_token
         or sale.strategy not in CHECK_REPLAYS_INSIDE
     ):

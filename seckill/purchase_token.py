@@ -19,7 +19,7 @@ from seckill.errors import NotLive, PurchaseTokenInvalid
 from seckill.infrastructure.lua import registered_script
 from seckill.infrastructure.redis_client import get_redis
 from seckill.keys import sale_keys
-from seckill.models import Sale, SaleStatus
+from seckill.models import Sale
 
 # A token is held while its purchase runs and spent only if an order comes of it: a refusal the
 # buyer may retry (429 busy, 503) must not burn it. KEYS: the buyer's token key. ARGV: token.
@@ -44,7 +44,7 @@ def token_key(sale_id: int, buyer_id: int) -> str:
 
 def issue(sale: Sale, buyer_id: int) -> tuple[str, int]:
     """A fresh token for this buyer and sale (replacing any earlier one); (token, ttl seconds)."""
-    if sale.status_at(timezone.now()) in (SaleStatus.UPCOMING, SaleStatus.ENDED):
+    if not sale.is_open_at(timezone.now()):
         raise NotLive("purchase tokens are issued only while the sale is live")
     token = secrets.token_urlsafe(16)
     ttl = settings.SECKILL_PURCHASE_TOKEN_TTL

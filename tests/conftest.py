@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from loadtest.server import celery_worker_command
 
 pytest_plugins = ["tests.redis_topologies"]
 
@@ -95,22 +96,7 @@ def celery_worker_process(
 ) -> Iterator[subprocess.Popen]:
     """A real Celery worker (4 threads) with ``env``, logging to ``log``; yielded once
     ``ready()`` (polled) says it answers, terminated afterwards."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "shop",
-        "worker",
-        "--pool=threads",
-        "--concurrency=4",
-        "--without-gossip",
-        "--without-mingle",
-        "-l",
-        "info",
-        "-n",
-        name,
-    ]
+    cmd = celery_worker_command(concurrency=4, name=name, log_level="info", heartbeat=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

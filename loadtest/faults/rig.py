@@ -17,7 +17,14 @@ from typing import Any
 import redis
 
 from devtools.redis_server import RedisServer
-from loadtest.server import ROOT, Stack, server_env, start_group, stop_group
+from loadtest.server import (
+    ROOT,
+    Stack,
+    celery_worker_command,
+    server_env,
+    start_group,
+    stop_group,
+)
 
 SLACK = 8.0  # seconds of scheduling noise tolerated on a loaded machine (never the thing measured)
 
@@ -111,23 +118,9 @@ class Rig:
 
     def start_celery_worker(self, name: str) -> subprocess.Popen:
         """Another Celery worker on the rig's broker (e.g. to replace a killed one)."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "shop",
-            "worker",
-            "--pool=threads",
-            f"--concurrency={self.celery_concurrency}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "warning",
-            "-n",
-            f"{name}-{uuid.uuid4().hex[:6]}@%h",
-        ]
+        cmd = celery_worker_command(
+            concurrency=self.celery_concurrency, name=f"{name}-{uuid.uuid4().hex[:6]}@%h"
+        )
         proc = start_group(cmd, self.env, self.work / "logs" / f"{name}.log")
         self.extra_procs.append(proc)
         return proc
