@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.cpu_account import Meter, per_answer
+from loadtest.cpu_account import Meter, machine_ticks, per_answer
 from loadtest.runner import (
     ORDER_BODY,
     LoadShape,
@@ -86,14 +86,6 @@ def workloads(
     ]
 
 
-def machine_jiffies() -> tuple[int, int]:
-    """(busy, total) CPU jiffies of the whole machine since boot, from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
 class GeneratorMissing(Exception):
     """The generator asked for is not installed; the message says what to do."""
 
@@ -128,7 +120,7 @@ class Slicer:
     ) -> dict[str, Any]:
         """One slice (of ``duration``, default the run's slice) of one workload; only a
         ``counted`` one is profiled."""
-        busy_before, total_before = machine_jiffies()
+        busy_before, total_before = machine_ticks()
         cpu_before = self.meter.snapshot() if self.meter else None
         duration = duration or self.slice_duration
         profiled = self.profiler is not None and counted
@@ -139,9 +131,9 @@ class Slicer:
             sample = self._locust(workload, results, duration)
         if recording is not None:
             ServerProfiler.finish(recording, seconds(duration))
-        busy_after, total_after = machine_jiffies()
+        busy_after, total_after = machine_ticks()
         sample["machine_busy"] = (busy_after - busy_before) / max(1, total_after - total_before)
-        if self.meter and cpu_before is not None:
+        if cpu_before is not None:
             answered = round(sample["rps"] * sample["elapsed_s"])
             sample["cpu_ms"] = per_answer(
                 cpu_before, self.meter.snapshot(), answered, sample["generator_cpu_s"]

@@ -28,10 +28,12 @@ TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 PROC = Path("/proc")
 
 
-def machine_busy_ticks(proc: Path = PROC) -> int:
-    """Busy CPU time of all cores since boot, in ticks (idle and iowait left out)."""
+def machine_ticks(proc: Path = PROC) -> tuple[int, int]:
+    """(busy, total) CPU time of all cores since boot, in ticks (busy: idle and iowait left
+    out), from ``/proc/stat``."""
     fields = [int(x) for x in (proc / "stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Meter:
             part = process and self.part_of(process)
             if part:
                 ticks[part] += process.ticks
-        ticks["machine"] = machine_busy_ticks(self.proc)
+        ticks["machine"] = machine_ticks(self.proc)[0]
         return ticks
 
 

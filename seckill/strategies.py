@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import connection, router, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -337,7 +337,9 @@ def order_from_columns(values: dict) -> Order:
     """The order :func:`order_columns` describes, as the database holds it."""
     fields = Order._meta.concrete_fields
     return Order.from_db(
-        "default", [f.attname for f in fields], [f.to_python(values[f.attname]) for f in fields]
+        router.db_for_read(Order),
+        [f.attname for f in fields],
+        [f.to_python(values[f.attname]) for f in fields],
     )
 
 
