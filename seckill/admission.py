@@ -24,13 +24,13 @@ from the entry's id; the caller cannot know the buyer before the entry is read),
 in KEYS: fine on one Redis, which is the deployment this serves.
 
 Redis Cluster: the token entry, the throttle keys and the ``{sale:N}`` keys live in three
-slots, so one script cannot read them all, and the gate stands aside (:func:`admit` returns
-None): the general path answers, with the throttles charged once per slot in one cluster
-pipeline (:class:`seckill.rate_limit.SlotCharges`) and the sale's scripts on ``{sale:N}`` keys
-only. A gate for a cluster would split by slot the same way: the token entry's GET; then one
-pipeline of the GCRA calls and the sale's read-only check; for ``redis_atomic`` the
+slots, so one script cannot read them all, and the gate splits by slot
+(:func:`_admit_on_cluster`): the token entry's GET; then one cluster pipeline of the GCRA
+calls, once per slot (:class:`seckill.rate_limit.SlotCharges`, all or nothing by refund), and
+the sale's read-only sold-out check (:data:`SOLD_OUT_AND_HELD`); for ``redis_atomic`` the
 reservation in a third hop once the throttles allowed (nothing may be reserved for a refused
-request). Two or three round trips there, never a database query.
+request). Two round trips there (three for ``redis_atomic``), never a database query, and
+none of DRF's authentication and throttle machinery.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from django.db.models import Model
 
 from seckill import order_queue, rate_limit, stock, token_cache
 from seckill.errors import Unavailable
-from seckill.infrastructure.lua import registered_script
-from seckill.infrastructure.redis_client import REDIS_OUTAGES, get_redis, is_cluster
+from seckill.infrastructure.lua import registered_script, run_pipelined
+from seckill.infrastructure.redis_client import REDIS_OUTAGES, AppRedis, get_redis, is_cluster
 from seckill.models import Order, Sale
 
 
@@ -54,6 +54,19 @@ def _as_function(name: str, source: str) -> str:
     """A script's source as a local Lua function of (KEYS, ARGV): same rules, called inline."""
     return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
 
+
+# The sale's half of the sold-out check (Mode.SOLD_OUT_CHECK), on its {sale:N} keys only.
+# KEYS: stock, buyers, soldout. ARGV: the buyer. Reply {CHECK_SOLD_OUT's state, the buyer's
+# units in the mirror when sold out (only a holder can be replaying a key), else 0}.
+SOLD_OUT_AND_HELD = (
+    _as_function("check_sold_out", stock.CHECK_SOLD_OUT)
+    + """
+local state = check_sold_out({KEYS[1], KEYS[3]}, {})
+local held = 0
+if state == 1 then held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') end
+return {state, held}
+"""
+)
 
 # KEYS: [1] token cache entry, [2] address throttle key, [3..8] the reserve script's sale keys
 # (stock, buyers, soldout, idem, queued, drain). ARGV: [1] the user fields, space-separated,
@@ -64,7 +77,7 @@ def _as_function(name: str, source: str) -> str:
 # Reply {verdict, token entry, ...}: see Verdict.
 GATE = (
     _as_function("gcra", rate_limit.GCRA)
-    + _as_function("check_sold_out", stock.CHECK_SOLD_OUT)
+    + _as_function("sold_out_and_held", SOLD_OUT_AND_HELD)
     + _as_function("reserve", stock.RESERVE)
     + """
 local entry = redis.call('GET', KEYS[1])
@@ -95,10 +108,8 @@ if #limits > 0 then
 end
 if ARGV[7] == '0' then return {2, entry} end
 if ARGV[7] == '1' then
-  local state = check_sold_out({KEYS[3], KEYS[5]}, {})
-  local held = 0
-  if state == 1 then held = tonumber(redis.call('HGET', KEYS[4], buyer) or '0') end
-  return {3, entry, state, held}
+  local checked = sold_out_and_held({KEYS[3], KEYS[4], KEYS[5]}, {buyer})
+  return {3, entry, checked[1], checked[2]}
 end
 local idem_field = ''
 if ARGV[8] ~= '' then idem_field = buyer .. ':' .. ARGV[8] end
@@ -166,7 +177,7 @@ def admit(
     idempotency_key: str,
     quantity: int = 0,
     order: Order | None = None,
-    client: redis.Redis | None = None,
+    client: AppRedis | None = None,
 ) -> Admission | None:
     """Run the gate for an order request with ``Authorization: Token <token_key>``; None when
     the general path must answer (see the module docstring). ``order`` (RESERVE mode): the
@@ -174,26 +185,64 @@ def admit(
     if not (token_cache.redis_usable() and rate_limit.redis_usable()):
         return None
     client = client or get_redis()
-    if is_cluster(client):
-        return None  # one script cannot span the three slots (module docstring)
     buyer_limit, address_limit = _limit_args("order"), _limit_args("order_ip")
-    # An unlimited scope's key is not even named (it is never touched).
+    request = _Request(
+        token_model,
+        token_key,
+        sale,
+        mode,
+        idempotency_key,
+        quantity,
+        order,
+        buyer_limit,
+        address_limit,
+        # An unlimited scope's key is not even named (it is never touched).
+        rate_limit.scoped_key("order_ip", address) if address_limit[0] else "",
+    )
+    try:
+        if is_cluster(client):
+            return _admit_on_cluster(client, request)
+        return _admit_in_one_script(client, request)
+    except REDIS_OUTAGES:
+        # The general path falls back as it always has, without waiting for Redis again.
+        token_cache.redis_failed()
+        rate_limit.redis_failed()
+        return None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the gate is asked, with the placement throttles' settings read once."""
+
+    token_model: type[Model]
+    token_key: str
+    sale: Sale
+    mode: Mode
+    idempotency_key: str
+    quantity: int
+    order: Order | None
+    buyer_limit: tuple[int, int]  # (emission interval, period) in µs; (0, 0): not limited
+    address_limit: tuple[int, int]
+    address_key: str  # '' when the address scope is not limited
+
+
+def _admit_in_one_script(client: redis.Redis, request: _Request) -> Admission | None:
+    buyer_limit, sale, order = request.buyer_limit, request.sale, request.order
     buyer_key_prefix = (
         rate_limit.scoped_key("order", rate_limit.BUYER_IDENT_PREFIX) if buyer_limit[0] else ""
     )
-    address_key = rate_limit.scoped_key("order_ip", address) if address_limit[0] else ""
     args: list = [
         " ".join(token_cache.USER_FIELDS),
         buyer_key_prefix,
         *buyer_limit,
-        *address_limit,
-        int(mode),
-        idempotency_key,
+        *request.address_limit,
+        int(request.mode),
+        request.idempotency_key,
     ]
-    if mode == Mode.RESERVE:
+    if request.mode == Mode.RESERVE:
         assert order is not None
         args += [
-            quantity,
+            request.quantity,
             sale.per_user_limit,
             order.id,
             record_prefix(order),
@@ -201,18 +250,61 @@ def admit(
             stock.DRAIN_FLAG_TTL_MS,
         ]
     keys = [
-        token_cache.cache_key(token_key),
-        address_key,
+        token_cache.cache_key(request.token_key),
+        request.address_key,
         *stock.reservation_keys(sale.pk),
     ]
-    try:
-        reply = registered_script(GATE, client)(keys=keys, args=args, client=client)
-    except REDIS_OUTAGES:
-        # The general path falls back as it always has, without waiting for Redis again.
-        token_cache.redis_failed()
-        rate_limit.redis_failed()
-        return None
-    return _read(reply, token_model, token_key, order)
+    reply = registered_script(GATE, client)(keys=keys, args=args, client=client)
+    return _read(reply, request.token_model, request.token_key, order)
+
+
+def _admit_on_cluster(client: AppRedis, request: _Request) -> Admission | None:
+    """The gate split by slot (module docstring): GET the token entry; then the throttles and
+    the sale's sold-out check in one cluster pipeline; for redis_atomic, the reservation."""
+    entry = client.get(token_cache.cache_key(request.token_key))
+    found = (
+        None
+        if entry is None
+        else token_cache.from_entry(request.token_model, request.token_key, entry)
+    )
+    if found is None or found[0].is_active is not True or not isinstance(found[0].pk, int):
+        return None  # what the one script calls an unusable entry: the general path decides
+    admission = Admission(*found)
+    buyer = admission.user.pk
+    buyer_key = rate_limit.scoped_key("order", rate_limit.buyer_ident(buyer, ""))
+    keys, micros = [], []
+    for key, limit in (
+        (buyer_key, request.buyer_limit),
+        (request.address_key, request.address_limit),
+    ):
+        if limit[0]:  # an unlimited scope is never touched
+            keys.append(key)
+            micros.append(limit)
+    charges = rate_limit.SlotCharges.of(client, keys, micros)
+    calls = charges.calls
+    if request.mode == Mode.SOLD_OUT_CHECK:
+        stock_key, buyers, soldout, *_ = stock.reservation_keys(request.sale.pk)
+        calls = [*calls, (SOLD_OUT_AND_HELD, [stock_key, buyers, soldout], [buyer])]
+    answers = run_pipelined(calls, client) if calls else []
+    allowed, wait = charges.settle(answers[: len(charges.calls)], client)
+    if not allowed:
+        admission.wait = wait
+    elif request.mode == Mode.SOLD_OUT_CHECK:
+        admission.sold_out_state, admission.held = (int(value) for value in answers[-1])
+    elif request.mode == Mode.RESERVE:
+        order = request.order
+        assert order is not None
+        order.buyer_id = buyer
+        admission.reservation = stock.reserve(
+            request.sale,
+            buyer,
+            request.quantity,
+            request.idempotency_key,
+            order.id,
+            order_queue.record_of(order),
+            client,
+        )
+    return admission
 
 
 def _read(reply: list, token_model: type[Model], token_key: str, order: Order | None):

@@ -163,3 +163,25 @@ def send_task(rabbitmq_url, cluster_queue):
 
     yield send
     sender.close()
+
+
+@pytest.fixture
+def cluster_round_trips(monkeypatch) -> list[list[tuple]]:
+    """The round trips this process makes to the cluster from now on, each the list of commands
+    it carried: one command, or a cluster pipeline's (sent to their nodes in parallel)."""
+    from redis.cluster import ClusterPipeline, RedisCluster
+
+    trips: list[list[tuple]] = []
+    command, execute = RedisCluster.execute_command, ClusterPipeline.execute
+
+    def one(self, *args, **kwargs):
+        trips.append([args])
+        return command(self, *args, **kwargs)
+
+    def many(self, *args, **kwargs):
+        trips.append([queued.args for queued in self._execution_strategy.command_queue])
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(RedisCluster, "execute_command", one)
+    monkeypatch.setattr(ClusterPipeline, "execute", many)
+    return trips
