@@ -5,7 +5,11 @@ One way, so every script of the engine survives a restart and a failover alike, 
 same one round trip (the lock library, which imports nothing of the engine, has its own).
 :func:`run_pipelined` sends several calls in one non-transactional pipeline: on a Redis Cluster
 a cluster pipeline, which groups the calls by node (one round trip per node, in parallel), for
-scripts whose keys cannot share a slot."""
+scripts whose keys cannot share a slot. There each call names its node itself: redis-py 8's
+cluster pipeline would otherwise ask a node for the keys of every EVALSHA (``COMMAND GETKEYS``,
+a round trip each, one after another, before the pipeline even goes out), which the client's
+own ``determine_slot`` reads from the arguments. A call that meets MOVED or ASK is sent again
+by redis-py, routed by its keys."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from seckill.infrastructure.redis_client import AppRedis, get_redis
+from seckill.infrastructure.redis_client import AppRedis, get_redis, is_cluster
 
 _registered: dict[tuple[int, str], Script] = {}
 
@@ -59,8 +63,10 @@ def run_pipelined(calls: Sequence[ScriptCall], client: AppRedis | None = None) -
 
 def _send(client: AppRedis, scripts: list[Script], calls: Sequence[ScriptCall]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
+    on_cluster = is_cluster(client)
     for script, (_, keys, args) in zip(scripts, calls, strict=True):
         # execute_command: redis-py blocks ClusterPipeline.evalsha() because a cluster
         # pipeline cannot load a missing script by itself; run_pipelined does that.
-        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        route = {"target_nodes": client.get_node_from_key(keys[0])} if on_cluster and keys else {}
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **route)
     return pipe.execute(raise_on_error=False)
