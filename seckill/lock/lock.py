@@ -120,26 +120,34 @@ class Lock(HeldWith, LockCore):
     def _block_pop(self, op: BlockPop) -> Any:
         if self._wait_pool is not None:
             return block_pop_sync(self._wait_pool, op)
-        if isinstance(self.redis, RedisCluster):
-            # On the node serving the lock's slot, so the deadline is ours there too. If the
-            # slot moved meanwhile, the cluster client follows the redirection instead.
-            node = self.redis.get_node_from_key(op.key)
-            pool = self.redis.get_redis_connection(node).connection_pool
+        pool = self._slot_pool(op.key)
+        if pool is not None:
+            # If the slot moved meanwhile, the cluster client follows the redirection instead.
             with contextlib.suppress(MovedError, AskError):
                 return block_pop_sync(pool, op)
         return self.redis.blpop(list(op.keys), op.timeout)
 
     def _acquire_wait(self, op: AcquireWait) -> tuple[int, Any]:
-        # With a pool: ACQUIRE + BLPOP in one round trip on a borrowed connection. Without
-        # one (Cluster), or when the server lost the script: one after the other.
-        if self._wait_pool is not None:
-            replies = acquire_wait_sync(self._wait_pool, op)
-            if replies is not None:
-                return replies
+        # ACQUIRE + BLPOP in one round trip on a borrowed connection: the client's, or on a
+        # Cluster the lock slot's node's. Without one, on a redirection, or when the server
+        # lost the script: one after the other.
+        pool = self._wait_pool if self._wait_pool is not None else self._slot_pool(op.keys[0])
+        if pool is not None:
+            with contextlib.suppress(MovedError, AskError):
+                replies = acquire_wait_sync(pool, op)
+                if replies is not None:
+                    return replies
         result = run_script(self.redis, ACQUIRE, op.keys, (*op.args, 0))
         if result > 0:
             return result, None
         return result, self._block_pop(op.block_pop())
+
+    def _slot_pool(self, key: str | bytes) -> Any | None:
+        """On a Cluster, the pool of the node serving ``key``'s slot (a wait's deadline is then
+        ours on that node too); None for any other client."""
+        if not isinstance(self.redis, RedisCluster):
+            return None
+        return self.redis.get_redis_connection(self.redis.get_node_from_key(key)).connection_pool
 
     def _drive(self, steps: Steps) -> Any:
         value: Any = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import time
 
 import pytest
@@ -97,3 +98,23 @@ def test_a_timed_out_wait_on_redis_cluster_returns_by_its_timeout_plus_a_round_t
     )
     assert min(late) >= 0 and statistics.mean(late) < 0.03, late
     holder.release()
+
+
+@pytest.mark.cluster
+def test_a_wait_on_redis_cluster_sends_acquire_and_its_blpop_in_one_round_trip(
+    redis_cluster, redis_round_trips
+) -> None:
+    """As on one Redis: once a lock is known contended, a waiter borrows a connection of the
+    node serving the lock's slot and starts waiting in one round trip (ACQUIRE and its BLPOP
+    together), not ACQUIRE's and then BLPOP's."""
+    holder = Lock(redis_cluster, "one-trip-cluster", ttl=30)
+    assert holder.acquire()
+    waits: list[bytes] = []
+    for _ in range(2):  # the first wait teaches this process that the lock is contended
+        waits = redis_round_trips(b"BLPOP")
+        waiter = Lock(redis_cluster, "one-trip-cluster", ttl=30)
+        threading.Timer(0.2, holder.release).start()
+        assert waiter.acquire(timeout=5)  # handed over by the holder's release
+        holder = waiter
+    holder.release()
+    assert waits and b"EVALSHA" in waits[0], waits
