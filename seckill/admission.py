@@ -47,6 +47,7 @@ from seckill import order_queue, rate_limit, stock, token_cache
 from seckill.errors import Unavailable
 from seckill.infrastructure.lua import registered_script, run_pipelined
 from seckill.infrastructure.redis_client import REDIS_OUTAGES, AppRedis, get_redis, is_cluster
+from seckill.keys import sale_keys
 from seckill.models import Order, Sale
 
 
@@ -197,6 +198,7 @@ def admit(
         buyer_limit,
         address_limit,
         # An unlimited scope's key is not even named (it is never touched).
+        rate_limit.scoped_key("order", rate_limit.BUYER_IDENT_PREFIX) if buyer_limit[0] else "",
         rate_limit.scoped_key("order_ip", address) if address_limit[0] else "",
     )
     try:
@@ -223,18 +225,16 @@ class _Request:
     order: Order | None
     buyer_limit: tuple[int, int]  # (emission interval, period) in µs; (0, 0): not limited
     address_limit: tuple[int, int]
+    buyer_key_prefix: str  # + the buyer's id: the per-buyer key; '' when not limited
     address_key: str  # '' when the address scope is not limited
 
 
 def _admit_in_one_script(client: redis.Redis, request: _Request) -> Admission | None:
-    buyer_limit, sale, order = request.buyer_limit, request.sale, request.order
-    buyer_key_prefix = (
-        rate_limit.scoped_key("order", rate_limit.BUYER_IDENT_PREFIX) if buyer_limit[0] else ""
-    )
+    sale, order = request.sale, request.order
     args: list = [
         " ".join(token_cache.USER_FIELDS),
-        buyer_key_prefix,
-        *buyer_limit,
+        request.buyer_key_prefix,
+        *request.buyer_limit,
         *request.address_limit,
         int(request.mode),
         request.idempotency_key,
@@ -262,31 +262,29 @@ def _admit_on_cluster(client: AppRedis, request: _Request) -> Admission | None:
     """The gate split by slot (module docstring): GET the token entry; then the throttles and
     the sale's sold-out check in one cluster pipeline; for redis_atomic, the reservation."""
     entry = client.get(token_cache.cache_key(request.token_key))
-    found = (
-        None
-        if entry is None
-        else token_cache.from_entry(request.token_model, request.token_key, entry)
-    )
+    if entry is None:
+        return None  # not cached: the general path decides (and caches it)
+    found = token_cache.from_entry(request.token_model, request.token_key, entry)
     if found is None or found[0].is_active is not True or not isinstance(found[0].pk, int):
         return None  # what the one script calls an unusable entry: the general path decides
     admission = Admission(*found)
     buyer = admission.user.pk
-    buyer_key = rate_limit.scoped_key("order", rate_limit.buyer_ident(buyer, ""))
     keys, micros = [], []
     for key, limit in (
-        (buyer_key, request.buyer_limit),
+        (f"{request.buyer_key_prefix}{buyer}", request.buyer_limit),
         (request.address_key, request.address_limit),
     ):
         if limit[0]:  # an unlimited scope is never touched
             keys.append(key)
             micros.append(limit)
     charges = rate_limit.SlotCharges.of(client, keys, micros)
-    calls = charges.calls
+    calls = charges.calls  # a fresh list: the sale's check may join it
+    throttle_calls = len(calls)
     if request.mode == Mode.SOLD_OUT_CHECK:
-        stock_key, buyers, soldout, *_ = stock.reservation_keys(request.sale.pk)
-        calls = [*calls, (SOLD_OUT_AND_HELD, [stock_key, buyers, soldout], [buyer])]
+        mirror = sale_keys(request.sale.pk)
+        calls.append((SOLD_OUT_AND_HELD, [mirror.stock, mirror.buyers, mirror.soldout], [buyer]))
     answers = run_pipelined(calls, client) if calls else []
-    allowed, wait = charges.settle(answers[: len(charges.calls)], client)
+    allowed, wait = charges.settle(answers[:throttle_calls], client)
     if not allowed:
         admission.wait = wait
     elif request.mode == Mode.SOLD_OUT_CHECK:
