@@ -134,7 +134,8 @@ class PlaceOrderView(APIView):
     """The hot path: the admission gate (:func:`seckill.placement.admit_order`) answers who is
     buying and whether the throttles allow in one Redis round trip, often the order too; DRF's
     own authentication and throttles (the general path) run only for a request it leaves.
-    JSON only: no content negotiation, and no serializer built per request."""
+    JSON only: no content negotiation, and no serializer built per request. A request with a
+    token header reaches it through :mod:`seckill.api.fast_lane`, below most middleware."""
 
     permission_classes = [permissions.IsAuthenticated]
     throttle_classes = [OrderPlacementThrottles]
