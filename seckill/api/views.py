@@ -244,8 +244,10 @@ def gate(request: Request, sale_id: int) -> AdmittedOrder | None:
         address=rate_limit.client_address(request),
         sale_id=sale_id,
         quantity=body["quantity"],
-        idempotency_key=request.headers.get("Idempotency-Key"),
-        purchase_token=request.headers.get("Purchase-Token"),
+        # META, not request.headers, which builds a mapping of every header (py-spy: 3% of a
+        # sold-out answer's web samples)
+        idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),
+        purchase_token=request.META.get("HTTP_PURCHASE_TOKEN"),
     )
 
 
