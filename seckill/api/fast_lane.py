@@ -22,11 +22,12 @@ drift apart.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import get_script_prefix, reverse
 
-from seckill.api.views import PlaceOrderView
+from seckill.api.views import PlaceOrderView, token_key_of
 
 _SENTINEL_ID = 4_294_967_291  # any id: only what surrounds it in the reversed path is kept
 
@@ -37,11 +38,10 @@ class OrderFastLane:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
         self.view = PlaceOrderView.as_view()
-        self._route: tuple[str, str] | None = None  # (before the id, after it), from the URLconf
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         sale_id = self.sale_id(request) if request.method == "POST" else None
-        if sale_id is None or not has_token_header(request):
+        if sale_id is None or token_key_of(request) is None:
             return self.get_response(request)
         request.get_host()  # DisallowedHost (a 400) for a host not in ALLOWED_HOSTS
         response = self.view(request, pk=sale_id)
@@ -50,23 +50,21 @@ class OrderFastLane:
             response.headers["Content-Length"] = str(len(response.content))
         return response
 
+    @cached_property
+    def route(self) -> tuple[str, str]:
+        """The order path before the sale id and after it, from the URLconf; read on the first
+        request, so building the middleware chain does not import the URLconf."""
+        path = reverse("api:place-order", kwargs={"pk": _SENTINEL_ID})
+        path = "/" + path[len(get_script_prefix()) :]  # as request.path_info spells it
+        before, _, after = path.partition(str(_SENTINEL_ID))
+        return before, after
+
     def sale_id(self, request: HttpRequest) -> int | None:
         """The sale id of an order path; None for any other path. ``<int:pk>``'s rule: ASCII
         digits only."""
-        if self._route is None:
-            path = reverse("api:place-order", kwargs={"pk": _SENTINEL_ID})
-            path = "/" + path[len(get_script_prefix()) :]  # as request.path_info spells it
-            before, _, after = path.partition(str(_SENTINEL_ID))
-            self._route = (before, after)
-        before, after = self._route
+        before, after = self.route
         path = request.path_info
         if not (path.startswith(before) and path.endswith(after)):
             return None
         digits = path[len(before) : len(path) - len(after)]
         return int(digits) if digits.isascii() and digits.isdigit() else None
-
-
-def has_token_header(request: HttpRequest) -> bool:
-    """``Authorization: Token <key>``: DRF's token authentication decides such a request alone."""
-    parts = request.META.get("HTTP_AUTHORIZATION", "").split()
-    return len(parts) == 2 and parts[0].lower() == "token"

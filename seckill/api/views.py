@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.authentication import get_authorization_header
@@ -224,17 +225,28 @@ class PlaceOrderView(APIView):
 JSON = JSONRenderer()
 
 
+def token_key_of(request: HttpRequest | Request) -> str | None:
+    """The key of ``Authorization: Token <key>``, split as DRF's token authentication splits
+    it; None for any other header (or none), which DRF's own path then answers."""
+    auth = get_authorization_header(request).split()
+    if len(auth) != 2 or auth[0].lower() != b"token":
+        return None
+    try:
+        return auth[1].decode()
+    except UnicodeError:
+        return None
+
+
 def gate(request: Request, sale_id: int) -> AdmittedOrder | None:
     """The admission gate for a JSON order with ``Authorization: Token <key>``; None for any
     other request (DRF's path then answers it, errors in their usual order)."""
-    auth = get_authorization_header(request).split()
+    token_key = token_key_of(request)
     media_type = request.content_type.partition(";")[0].strip().lower()
-    if len(auth) != 2 or auth[0].lower() != b"token" or media_type != "application/json":
+    if token_key is None or media_type != "application/json":
         return None
     try:
-        token_key = auth[1].decode()
         body = json.loads(request.body)
-    except (ValueError, RecursionError, RequestDataTooBig):  # UnicodeError is a ValueError
+    except (ValueError, RecursionError, RequestDataTooBig):
         return None
     if not isinstance(body, dict) or "quantity" not in body:
         return None
