@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ from loadtest.cluster import DEFAULT_AMQP_URL, app_cluster_support, broker_queue
 from loadtest.cpu_account import Meter
 from loadtest.preflight import PreflightError, preflight
 from loadtest.progress import Progress
-from loadtest.runner import LoadShape, audit, prepare, run_locust, run_wrk, seconds
+from loadtest.runner import LoadShape, audit, prepare, run_crowd, run_locust, run_wrk, seconds
 from loadtest.scenarios import SCENARIOS
 from loadtest.server import ROOT, Stack, server_env
 from loadtest.verdict import verdict_line
@@ -98,8 +98,9 @@ def phase(
     shape: LoadShape,
     results: Path,
     sale_key: str | None = None,
+    generator: Callable[..., dict[str, Any]] = run_locust,
 ) -> dict[str, Any]:
-    """One Locust run against one sale, then its audit."""
+    """One generator run (Locust unless told) against one sale, then its audit."""
     sale_id = data["sales"][sale_key or strategy]
     locust_data = {
         "sale_id": sale_id,
@@ -115,7 +116,7 @@ def phase(
         results=results, redis_url=env["REDIS_URL"], sale_id=sale_id, stock=data["stock"]
     )
     try:
-        load = run_locust(stack.urls, locust_data, scenario, shape, results, progress.tick)
+        load = generator(stack.urls, locust_data, scenario, shape, results, progress.tick)
     finally:
         progress.close()
     print(f"    auditing sale {sale_id}", flush=True)
@@ -552,9 +553,19 @@ def flash_crowds(
     """The ``flash`` scenario once per strategy: its placement latency, then its audit."""
     print(f"flash crowd: {args.users} buyers within ~2 s, stock {args.stock}", flush=True)
     shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
+    generator = run_crowd if args.flash_generator == "crowd" else run_locust
     return [
         {
-            **phase(stack, env, crowd, strategy, "flash", shape, out / f"flash-{strategy}"),
+            **phase(
+                stack,
+                env,
+                crowd,
+                strategy,
+                "flash",
+                shape,
+                out / f"flash-{strategy}",
+                generator=generator,
+            ),
             "users": args.users,
         }
         for strategy in args.flash_strategies
@@ -828,6 +839,13 @@ def parser() -> argparse.ArgumentParser:
         choices=sorted(report.SAFE),
         default=["redis_atomic", "lock"],
         help="strategies of the flash crowd (none: skip it)",
+    )
+    ceil.add_argument(
+        "--flash-generator",
+        choices=["crowd", "locust"],
+        default="crowd",
+        help="the flash crowd's generator: crowd is loadtest.crowd (one asyncio process, "
+        "latency from each buyer's scheduled arrival), locust the FlashBuyer scenario",
     )
     ceil.set_defaults(func=cmd_ceiling, delay=0.0, naive_ttl=None)
     return p

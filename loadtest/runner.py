@@ -232,6 +232,61 @@ def run_locust(
     }
 
 
+def run_crowd(
+    url: str | list[str],
+    data: dict[str, Any],
+    scenario: str,
+    shape: LoadShape,
+    results: Path,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """The ``flash`` scenario from :mod:`loadtest.crowd` (one asyncio process, every buyer
+    on its own connection, arriving evenly within ``shape.users / spawn_rate`` seconds);
+    the same result as :func:`run_locust`, so reports and the audit take either."""
+    if scenario != "flash":
+        raise ValueError(f"the crowd generator runs the flash scenario only, not {scenario!r}")
+    urls = [url] if isinstance(url, str) else list(url)
+    results.mkdir(parents=True, exist_ok=True)
+    data_file = results / "crowd-data.json"
+    data_file.write_text(json.dumps(data))
+    run_time = seconds(shape.duration)
+    window = shape.users / (shape.spawn_rate or max(1.0, shape.users / 2))
+    cmd = [sys.executable, "-m", "loadtest.crowd", "--data", str(data_file)]
+    cmd += ["--results", str(results), "--users", str(shape.users)]
+    cmd += ["--window", f"{window:g}", "--deadline", f"{run_time:g}"]
+    cmd += [arg for target in urls for arg in ("--host", target)]
+    env = {**_plain_env(), "PYTHONPATH": str(ROOT)}
+    with generator_cpu() as cpu:
+        proc = start_group(cmd, env, results / "crowd.log")
+        started = time.monotonic()
+        rc = None
+        try:
+            while rc is None and time.monotonic() - started < run_time + 30:
+                try:
+                    rc = proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    if progress:
+                        progress(time.monotonic() - started)
+        finally:
+            stop_group(proc)
+    stats_file = results / "crowd-stats.json"
+    if rc or not stats_file.exists():
+        log = (results / "crowd.log").read_text()[-3000:]
+        raise RuntimeError(f"the crowd wrote no stats (rc={rc}):\n{log}")
+    order = json.loads(stats_file.read_text())
+    answers = gather_answers(results)
+    return {
+        "generator": "crowd",
+        "endpoints": {ORDER: order},
+        "answers": answers,
+        "nodes": gather_answers(results, "nodes"),
+        **accepted_rate(order, answers),
+        "elapsed_s": time.monotonic() - started,  # it ends when every buyer is answered
+        "generator_cpu_s": cpu["cpu_s"],
+        "generator_threads": 1,
+    }
+
+
 def correct_order_count(order: dict | None, answers: dict[str, int]) -> None:
     """With ``--processes``, Locust's master can miss its workers' last stats reports; the
     per-process answer files are complete, so the order count and rate are scaled to them."""
