@@ -124,6 +124,44 @@ def test_a_batch_is_one_update_and_one_insert(redis_client, persist_tasks_held):
     assert Order.objects.filter(sale=sale).count() == 20
 
 
+def test_a_drained_order_reads_back_as_the_answer_promised(redis_client, persist_tasks_held):
+    """The batch's rows carry every column the order's 202 showed, and the columns a record
+    has no value for as a new order has them."""
+    sale = make_sale(stock=5, strategy="redis_atomic", per_user_limit=3)
+    promised = place_order(sale.pk, buyer(), 3, "key-1").order
+    before = timezone.now()
+    assert order_queue.drain(sale.pk) == 1
+    stored = Order.objects.get(pk=promised.id)
+    for name in ("sale_id", "buyer_id", "quantity", "unit_price", "strategy", "idempotency_key"):
+        assert getattr(stored, name) == getattr(promised, name), name
+    assert stored.pay_by == promised.pay_by and stored.total == promised.total
+    assert stored.status == OrderStatus.PENDING_PAYMENT
+    assert before <= stored.created_at <= stored.updated_at <= timezone.now()
+    assert (stored.fence, stored.batch_size, stored.lock_wait_ms, stored.paid_at) == (None,) * 4
+    assert Sale.objects.get(pk=sale.pk).stock_left == 2
+
+
+def test_a_batch_row_that_breaks_a_constraint_leaves_only_its_own_order_queued(
+    redis_client, persist_tasks_held
+):
+    """One record conflicting with a row written meanwhile (same buyer, sale and key under
+    another id) fails the batch's one INSERT as a whole; the orders are then written
+    one at a time, and only the conflicting one stays queued, the stock deducted once each."""
+    sale = make_sale(stock=10, strategy="redis_atomic")
+    records = [
+        order_queue.record_of(place_order(sale.pk, buyer(f"c{i}"), 1, f"key-{i}").order)
+        for i in range(4)
+    ]
+    clash = dict(records[2], id=records[-1]["id"] + 1000)  # written by another path meanwhile
+    order_queue.persist_batch(sale.pk, [clash])
+    assert Sale.objects.get(pk=sale.pk).stock_left == 9
+    assert order_queue.persist_batch(sale.pk, records) == 3
+    written = set(Order.objects.filter(sale=sale).values_list("pk", flat=True))
+    assert written == {records[i]["id"] for i in (0, 1, 3)} | {clash["id"]}
+    assert set(order_queue.queued_records(sale.pk)) == {records[2]["id"]}
+    assert Sale.objects.get(pk=sale.pk).stock_left == 6
+
+
 def test_a_batch_short_of_stock_is_written_one_by_one_never_oversold(
     redis_client, persist_tasks_held
 ):
