@@ -8,6 +8,7 @@ from seckill import lifecycle, order_queue, reconcile
 
 
 @shared_task(
+    bind=True,
     name=order_queue.DRAIN_TASK,
     acks_late=True,
     ignore_result=True,
@@ -16,11 +17,13 @@ from seckill import lifecycle, order_queue, reconcile
     retry_backoff=True,
     retry_backoff_max=30,
 )
-def persist_queued(sale_id: int) -> int:
+def persist_queued(self, sale_id: int) -> int:
     """Write the sale's redis_atomic orders queued in Redis to the database, in batches
     (see seckill.order_queue). Idempotent by order id, so redelivery is harmless; retried with
-    backoff while the database is away."""
-    return order_queue.drain(sale_id, linger=order_queue.DRAIN_LINGER)
+    backoff while the database is away. Run eagerly (inside the request that accepted the
+    order) it does not linger: nothing else can join the batch while that buyer waits."""
+    linger = 0.0 if self.request.is_eager else order_queue.DRAIN_LINGER
+    return order_queue.drain(sale_id, linger=linger)
 
 
 @shared_task(name="seckill.sweep")
