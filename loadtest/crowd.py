@@ -5,7 +5,9 @@ connection, places one order with a fresh Idempotency-Key and is done; a 429 or 
 connection error) is retried on the same key after ``Retry-After`` × U(0.5, 1.5), up to six
 tries: the behaviour of the locustfile's ``FlashBuyer``. What it leaves behind is what the
 Locust processes leave (``accepted-*.jsonl`` in the same schema, ``answers-*.json``,
-``nodes-*.json``), so the same audit checks it, plus ``crowd-stats.json``.
+``nodes-*.json``), so the same audit checks it, plus ``crowd-stats.json`` (the order
+endpoint's figures) and ``crowd-requests.csv`` (every request: when it was sent, its latency,
+its answer).
 
 Why not Locust: on two cores a Locust process spends about 0.85 ms of CPU per flash-crowd
 request (a greenlet and an HTTP session per user), as much as the server's sold-out answer,
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import random
@@ -49,6 +52,7 @@ class Tally:
     """What the crowd saw: latency of every request, answers by label and by node."""
 
     latencies_ms: list[float] = field(default_factory=list)
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)  # sent, ms, answer
     answers: Counter[str] = field(default_factory=Counter)
     nodes: Counter[str] = field(default_factory=Counter)
     last_answer: float = 0.0
@@ -119,7 +123,7 @@ class Crowd:
 
     async def run(self, *, window: float, deadline: float) -> None:
         start = time.monotonic()
-        self.start = start
+        self.start, self.cpu_before = start, time.process_time()
         buyers = [
             asyncio.create_task(self.buyer(index, start + window * index / self.users))
             for index in range(self.users)
@@ -128,6 +132,7 @@ class Crowd:
         for task in pending:  # cut by the window: those buyers got no answer
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        self.crowd_cpu_s = time.process_time() - self.cpu_before
         self.accepted.close()
 
     async def buyer(self, index: int, arrival: float) -> None:
@@ -142,7 +147,7 @@ class Crowd:
         try:
             for _attempt in range(ATTEMPTS):
                 answer, streams = await self.place(split, message, streams)
-                self.count(answer, url, time.monotonic() - sent)
+                self.count(answer, url, sent)
                 if answer.status in (200, 201, 202) and answer.body and "order_id" in answer.body:
                     line = {
                         "order_id": str(answer.body["order_id"]),
@@ -174,11 +179,14 @@ class Crowd:
             return Answer(0), None
         return answer, streams
 
-    def count(self, answer: Answer, url: str, elapsed: float) -> None:
-        self.tally.latencies_ms.append(elapsed * 1000)
-        self.tally.answers[answer_label(answer)] += 1
+    def count(self, answer: Answer, url: str, sent: float) -> None:
+        now = time.monotonic()
+        label = answer_label(answer)
+        self.tally.latencies_ms.append((now - sent) * 1000)
+        self.tally.timeline.append((sent - self.start, (now - sent) * 1000, label))
+        self.tally.answers[label] += 1
         self.tally.nodes[url] += 1
-        self.tally.last_answer = time.monotonic()
+        self.tally.last_answer = now
 
     def stats(self) -> dict[str, Any]:
         """Locust's per-endpoint figures for the order endpoint, from every request's latency."""
@@ -191,6 +199,8 @@ class Crowd:
             "rps": len(latencies) / span,
             **{f"p{q}": percentile(latencies, q) for q in (50, 95, 99)},
             "max": latencies[-1] if latencies else 0.0,
+            # the generator's CPU while the crowd ran (start-up and imports not counted)
+            "crowd_cpu_s": self.crowd_cpu_s,
         }
 
     def write(self) -> None:
@@ -198,6 +208,10 @@ class Crowd:
         (self.results / f"answers-{pid}.json").write_text(json.dumps(dict(self.tally.answers)))
         (self.results / f"nodes-{pid}.json").write_text(json.dumps(dict(self.tally.nodes)))
         (self.results / "crowd-stats.json").write_text(json.dumps(self.stats()))
+        with open(self.results / "crowd-requests.csv", "w", newline="") as f:
+            rows = csv.writer(f)
+            rows.writerow(["sent_s", "latency_ms", "answer"])  # sent: from the first arrival
+            rows.writerows(sorted(self.tally.timeline))
 
 
 def answered(label: str) -> bool:

@@ -112,6 +112,10 @@ def test_every_buyer_orders_once_on_its_own_connection(tmp_path, chunked):
     assert all(r["status"] == 201 and r["token"].startswith("token-") for r in accepted)
     assert stats["count"] == 30 and stats["failures"] == 0
     assert 0 < stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]
+    timeline = (results / "crowd-requests.csv").read_text().splitlines()
+    assert timeline[0] == "sent_s,latency_ms,answer" and len(timeline) == 31
+    sent = [float(line.split(",")[0]) for line in timeline[1:]]
+    assert sent == sorted(sent) and sent[0] >= 0 and sent[-1] < 1.0  # arrivals over the window
 
 
 def test_a_busy_answer_is_retried_with_the_same_key(tmp_path):
