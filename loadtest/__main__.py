@@ -89,6 +89,13 @@ def celery_broker(args: argparse.Namespace, cluster: bool) -> Iterator[dict[str,
         yield {"broker_url": args.amqp_url, "celery_queue": queue}
 
 
+# The flash crowd's load generators (``--flash-generator``): both leave what the audit reads.
+FLASH_GENERATORS: dict[str, Callable[..., dict[str, Any]]] = {
+    "crowd": run_crowd,
+    "locust": run_locust,
+}
+
+
 def phase(
     stack: Stack,
     env: dict[str, str],
@@ -465,8 +472,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             )
             flash = LoadShape(args.users, args.flash_duration, args.spawn_rate, args.processes)
             with Stack(env, out / "logs-performance", **stack_options(args)) as stack:
+                generator = FLASH_GENERATORS[args.flash_generator]
                 result["flash"] = [
-                    phase(stack, env, data, s, "flash", flash, out / f"flash-{s}")
+                    phase(
+                        stack, env, data, s, "flash", flash, out / f"flash-{s}", generator=generator
+                    )
                     for s in args.strategies
                 ]
                 result["ceiling"], result["ceiling_audit"] = ceiling(args, stack, env, out)
@@ -553,7 +563,7 @@ def flash_crowds(
     """The ``flash`` scenario once per strategy: its placement latency, then its audit."""
     print(f"flash crowd: {args.users} buyers within ~2 s, stock {args.stock}", flush=True)
     shape = LoadShape(args.users, args.duration, args.spawn_rate, args.processes)
-    generator = run_crowd if args.flash_generator == "crowd" else run_locust
+    generator = FLASH_GENERATORS[args.flash_generator]
     return [
         {
             **phase(
@@ -795,6 +805,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="teaching run only: skip the flash-crowd latency and ceiling parts",
     )
+    add_flash_generator(cmp_)
     cmp_.set_defaults(func=cmd_compare)
 
     ceil = sub.add_parser(
@@ -840,15 +851,19 @@ def parser() -> argparse.ArgumentParser:
         default=["redis_atomic", "lock"],
         help="strategies of the flash crowd (none: skip it)",
     )
-    ceil.add_argument(
+    add_flash_generator(ceil)
+    ceil.set_defaults(func=cmd_ceiling, delay=0.0, naive_ttl=None)
+    return p
+
+
+def add_flash_generator(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
         "--flash-generator",
-        choices=["crowd", "locust"],
+        choices=sorted(FLASH_GENERATORS),
         default="crowd",
         help="the flash crowd's generator: crowd is loadtest.crowd (one asyncio process, "
         "latency from each buyer's scheduled arrival), locust the FlashBuyer scenario",
     )
-    ceil.set_defaults(func=cmd_ceiling, delay=0.0, naive_ttl=None)
-    return p
 
 
 def check_prerequisites(args: argparse.Namespace) -> bool:

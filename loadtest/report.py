@@ -376,7 +376,8 @@ def sections(result: dict[str, Any]) -> list[tuple[str, str, Table | None]]:
             (
                 "Flash crowd without fault injection",
                 f"Scenario `flash`: {s['users']} buyers arrive within ~2 s, each tries once "
-                "(a 429 is retried with the same key after Retry-After, at most 5 times). "
+                "(a 429 is retried with the same key after Retry-After, at most 5 times); "
+                f"{flash_generator(result['flash'][0])}. "
                 "This is the run the p99 ≤ 250 ms goal refers to. `unsafe` and `naive_lock` "
                 "are teaching strategies: any speed they show comes from skipping or breaking "
                 "the lock, and they oversell.",
