@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadtest.scenarios import answer_label
+
 ATTEMPTS = 6  # the locustfile's FlashBuyer: one purchase intent, a 429 honoured five times
 REQUEST_TIMEOUT_S = 30.0
 
@@ -99,11 +101,6 @@ def _number(text: str | None) -> float | None:
         return float(text) if text else None
     except ValueError:
         return None
-
-
-def answer_label(answer: Answer) -> str:
-    code = ((answer.body or {}).get("error") or {}).get("code")
-    return f"{answer.status} {code}" if code else str(answer.status)
 
 
 class Crowd:
@@ -181,7 +178,7 @@ class Crowd:
 
     def count(self, answer: Answer, url: str, sent: float) -> None:
         now = time.monotonic()
-        label = answer_label(answer)
+        label = answer_label(answer.status, answer.body)
         self.tally.latencies_ms.append((now - sent) * 1000)
         self.tally.timeline.append((sent - self.start, (now - sent) * 1000, label))
         self.tally.answers[label] += 1

@@ -44,7 +44,7 @@ import locust.stats
 from locust import FastHttpUser, between, constant, events, task
 from locust.runners import MasterRunner
 
-from loadtest.scenarios import ORDER
+from loadtest.scenarios import ORDER, answer_label
 
 # The stats history (written every second) is flushed every 5 s by default: flush each write,
 # so the runner's once-a-second progress line reads current figures.
@@ -73,11 +73,6 @@ def _accepted_log():
         path = RESULTS / f"accepted-{os.getpid()}.jsonl"
         _accepted_file = open(path, "a", buffering=1)  # noqa: SIM115
     return _accepted_file
-
-
-def _answer_label(status: int, body: dict | None) -> str:
-    code = ((body or {}).get("error") or {}).get("code")
-    return f"{status} {code}" if code else str(status)
 
 
 @events.quitting.add_listener
@@ -133,7 +128,7 @@ class Buyer(NodeUser):
                 body = response.json() if response.text else None
             except ValueError:
                 body = None
-            answers[_answer_label(status, body)] += 1
+            answers[answer_label(status, body)] += 1
             node_answers[self.host] += 1
             if status in (200, 201, 202) and body and "order_id" in body:
                 line = {

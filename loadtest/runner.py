@@ -141,6 +141,11 @@ class LoadShape:
     processes: int = 1
     greedy_connections: int = 20
 
+    @property
+    def arrival_rate(self) -> float:
+        """Arriving users per second: ``spawn_rate``, or everyone within two seconds."""
+        return self.spawn_rate or max(1.0, self.users / 2)
+
 
 def run_locust(
     url: str | list[str],
@@ -161,7 +166,6 @@ def run_locust(
     data_file = results / "locust-data.json"
     data_file.write_text(json.dumps(data))
     run_time = seconds(shape.duration)
-    spawn_rate = shape.spawn_rate or max(1.0, shape.users / 2)
     cmd = [
         sys.executable,
         "-m",
@@ -174,7 +178,7 @@ def run_locust(
         "-u",
         str(shape.users),
         "-r",
-        str(spawn_rate),
+        str(shape.arrival_rate),
         "--run-time",
         f"{run_time:g}s",
         "--stop-timeout",
@@ -200,19 +204,7 @@ def run_locust(
         "LOADTEST_GREEDY_CONNECTIONS": str(shape.greedy_connections),
         "LOADTEST_HOSTS": ",".join(urls) if len(urls) > 1 else "",
     }
-    with generator_cpu() as cpu:
-        proc = start_group(cmd, env, results / "locust.log")
-        started = time.monotonic()
-        rc = None
-        try:
-            while rc is None and time.monotonic() - started < run_time + 90:
-                try:
-                    rc = proc.wait(timeout=1)
-                except subprocess.TimeoutExpired:
-                    if progress:
-                        progress(time.monotonic() - started)
-        finally:
-            stop_group(proc)
+    rc, _elapsed, cpu_s = run_generator(cmd, env, results / "locust.log", run_time + 90, progress)
     stats_csv = results / "locust_stats.csv"
     if not stats_csv.exists():
         log = (results / "locust.log").read_text()[-3000:]
@@ -227,9 +219,36 @@ def run_locust(
         "nodes": gather_answers(results, "nodes"),
         **accepted_rate(endpoints.get(ORDER), answers),
         "elapsed_s": run_time,
-        "generator_cpu_s": cpu["cpu_s"],
+        "generator_cpu_s": cpu_s,
         "generator_threads": shape.processes,
     }
+
+
+def run_generator(
+    cmd: list[str],
+    env: dict[str, str],
+    log: Path,
+    limit_s: float,
+    progress: Callable[[float], None] | None,
+) -> tuple[int | None, float, float]:
+    """Run a load generator in its own process group until it exits or ``limit_s`` passes
+    (then it is stopped), calling ``progress(elapsed)`` about once a second: (its exit code,
+    None if stopped; seconds it ran; its CPU seconds)."""
+    with generator_cpu() as cpu:
+        proc = start_group(cmd, env, log)
+        started = time.monotonic()
+        rc = None
+        try:
+            while rc is None and time.monotonic() - started < limit_s:
+                try:
+                    rc = proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    if progress:
+                        progress(time.monotonic() - started)
+        finally:
+            stop_group(proc)
+        elapsed = time.monotonic() - started
+    return rc, elapsed, cpu["cpu_s"]
 
 
 def run_crowd(
@@ -250,25 +269,13 @@ def run_crowd(
     data_file = results / "crowd-data.json"
     data_file.write_text(json.dumps(data))
     run_time = seconds(shape.duration)
-    window = shape.users / (shape.spawn_rate or max(1.0, shape.users / 2))
+    window = shape.users / shape.arrival_rate
     cmd = [sys.executable, "-m", "loadtest.crowd", "--data", str(data_file)]
     cmd += ["--results", str(results), "--users", str(shape.users)]
     cmd += ["--window", f"{window:g}", "--deadline", f"{run_time:g}"]
     cmd += [arg for target in urls for arg in ("--host", target)]
     env = {**_plain_env(), "PYTHONPATH": str(ROOT)}
-    with generator_cpu() as cpu:
-        proc = start_group(cmd, env, results / "crowd.log")
-        started = time.monotonic()
-        rc = None
-        try:
-            while rc is None and time.monotonic() - started < run_time + 30:
-                try:
-                    rc = proc.wait(timeout=1)
-                except subprocess.TimeoutExpired:
-                    if progress:
-                        progress(time.monotonic() - started)
-        finally:
-            stop_group(proc)
+    rc, elapsed, cpu_s = run_generator(cmd, env, results / "crowd.log", run_time + 30, progress)
     stats_file = results / "crowd-stats.json"
     if rc or not stats_file.exists():
         log = (results / "crowd.log").read_text()[-3000:]
@@ -281,8 +288,8 @@ def run_crowd(
         "answers": answers,
         "nodes": gather_answers(results, "nodes"),
         **accepted_rate(order, answers),
-        "elapsed_s": time.monotonic() - started,  # it ends when every buyer is answered
-        "generator_cpu_s": cpu["cpu_s"],
+        "elapsed_s": elapsed,  # it ends when every buyer is answered
+        "generator_cpu_s": cpu_s,
         "generator_threads": 1,
     }
 
